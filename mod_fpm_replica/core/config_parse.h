@@ -1,0 +1,67 @@
+// Parsing and validation of the module's directive arguments: socket specs,
+// replica names, durations. No httpd types, so Catch2 tests link it alone.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fpmr {
+
+// A FastCGI endpoint as the operator writes it: unix:/path or tcp:HOST:PORT.
+struct SocketSpec {
+    enum class Kind { Unix, Tcp };
+    Kind kind = Kind::Unix;
+    std::string path;  // Unix only: absolute socket path
+    std::string host;  // Tcp only: host name or address (IPv6 without brackets)
+    int port = 0;      // Tcp only
+
+    // The spelling the operator used, normalised: "unix:/run/a.sock", "tcp:127.0.0.1:9000".
+    std::string text() const;
+    // php-fpm's `listen` syntax: "/run/a.sock" or "127.0.0.1:9000" ("[::1]:9000").
+    std::string fpm_listen() const;
+    // The mod_proxy worker URL for this socket. `worker_host` names the worker
+    // so that two unix sockets never collapse into one mod_proxy worker.
+    std::string proxy_url(const std::string& worker_host) const;
+
+    bool operator==(const SocketSpec& o) const {
+        return kind == o.kind && path == o.path && host == o.host && port == o.port;
+    }
+};
+
+struct ReplicaSpec {
+    std::string name;
+    SocketSpec socket;
+    std::optional<SocketSpec> status;  // php-fpm pm.status_listen socket
+    std::optional<SocketSpec> probe;   // dedicated small pool for the probe lane
+};
+
+// Longest unix socket path mod_proxy accepts for a worker.
+constexpr size_t kMaxUnixPathLength = 95;
+// Longest replica name; names become part of mod_proxy worker host names.
+constexpr size_t kMaxReplicaNameLength = 32;
+// Replicas per vhost: the per-request "already tried" set is a 64-bit mask.
+constexpr size_t kMaxReplicasPerVhost = 64;
+
+// Each parser returns std::nullopt and fills *error with one plain sentence
+// (no directive prefix: the caller adds "FpmReplica ..." context).
+std::optional<SocketSpec> parse_socket(std::string_view text, std::string* error);
+bool is_valid_replica_name(std::string_view name);
+
+// `args` are the directive's words after the directive name:
+// NAME SOCKET [status=SOCKET] [probe=SOCKET]
+std::optional<ReplicaSpec> parse_replica(const std::vector<std::string>& args,
+                                         std::string* error);
+
+// Checks a new replica against those already declared in the same vhost:
+// duplicate names, a socket used twice, the per-vhost limit.
+// Returns an empty string when the replica may be added.
+std::string check_replica_conflicts(const std::vector<ReplicaSpec>& existing,
+                                    const ReplicaSpec& candidate);
+
+// "500ms", "2s", "1m", bare number = seconds. Result in microseconds.
+std::optional<int64_t> parse_duration_us(std::string_view text, std::string* error);
+
+}  // namespace fpmr

@@ -1,0 +1,95 @@
+// Slot binding and formatting of the shared block.
+#include "shared_state.h"
+
+#include <cstring>
+#include <new>
+
+namespace fpmr {
+
+const char* state_name(ReplicaState state) {
+    switch (state) {
+        case ReplicaState::Starting: return "starting";
+        case ReplicaState::Ready: return "ready";
+        case ReplicaState::Draining: return "draining";
+        case ReplicaState::Stopped: return "stopped";
+        case ReplicaState::Failed: return "failed";
+    }
+    return "unknown";
+}
+
+SharedState SharedState::format(void* memory, size_t length, std::string_view nonce_hex) {
+    if (memory == nullptr || length < bytes_needed()) return SharedState(nullptr);
+    std::memset(memory, 0, bytes_needed());
+    // Zeroed memory is a valid initial value for every atomic we use, but
+    // construct them properly anyway so the object model is respected.
+    auto* block = new (memory) SharedBlock();
+    block->header.magic = kSharedMagic;
+    block->header.layout_version = kLayoutVersion;
+    block->header.slot_count = kMaxSlots;
+    size_t n = nonce_hex.size() < kNonceLength ? nonce_hex.size() : kNonceLength;
+    std::memcpy(block->header.nonce, nonce_hex.data(), n);
+    block->header.nonce[n] = '\0';
+    return SharedState(block);
+}
+
+SharedState SharedState::adopt(void* memory, size_t length) {
+    if (memory == nullptr || length < bytes_needed()) return SharedState(nullptr);
+    auto* block = static_cast<SharedBlock*>(memory);
+    if (block->header.magic != kSharedMagic || block->header.layout_version != kLayoutVersion ||
+        block->header.slot_count != kMaxSlots) {
+        return SharedState(nullptr);
+    }
+    return SharedState(block);
+}
+
+int SharedState::claim(std::string_view key, uint32_t generation, ReplicaState initial_state) {
+    if (!block_ || key.empty() || key.size() >= kSlotKeyLength) return -1;
+    int fresh = -1;
+    int oldest_retired = -1;
+    for (size_t i = 0; i < kMaxSlots; ++i) {
+        ReplicaSlot& s = block_->slots[i];
+        if (s.in_use.load() && key == std::string_view(s.key)) {
+            s.claimed_generation.store(generation);
+            return static_cast<int>(i);
+        }
+        if (!s.in_use.load()) {
+            if (s.key[0] == '\0') {
+                if (fresh < 0) fresh = static_cast<int>(i);
+            } else if (oldest_retired < 0 ||
+                       s.claimed_generation.load() <
+                           block_->slots[oldest_retired].claimed_generation.load()) {
+                oldest_retired = static_cast<int>(i);
+            }
+        }
+    }
+    int chosen = fresh >= 0 ? fresh : oldest_retired;
+    if (chosen < 0) return -1;
+    ReplicaSlot& s = block_->slots[chosen];
+    std::memset(s.key, 0, sizeof s.key);
+    std::memcpy(s.key, key.data(), key.size());
+    s.state.store(static_cast<uint32_t>(initial_state));
+    s.in_flight.store(0);
+    s.requests.store(0);
+    s.failures.store(0);
+    s.restarts.store(0);
+    s.last_pick.store(0);
+    s.retry_at_us.store(0);
+    s.pid.store(0);
+    s.claimed_generation.store(generation);
+    s.in_use.store(1);
+    return chosen;
+}
+
+void SharedState::retire_unclaimed(uint32_t generation) {
+    if (!block_) return;
+    for (auto& s : block_->slots) {
+        if (s.in_use.load() && s.claimed_generation.load() != generation) s.in_use.store(0);
+    }
+}
+
+void SharedState::reset_in_flight() {
+    if (!block_) return;
+    for (auto& s : block_->slots) s.in_flight.store(0);
+}
+
+}  // namespace fpmr

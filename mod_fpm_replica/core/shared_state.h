@@ -1,0 +1,104 @@
+// The layout of the state every httpd child process and thread shares: one
+// memory block (created by the httpd parent, inherited across fork and kept
+// across graceful restarts) holding a header and a fixed array of replica
+// slots. Everything in it is plain data and lock-free atomics: no pointers,
+// no vtables, because each process maps it at its own address and the module
+// code that wrote it may have been unloaded and reloaded since.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace fpmr {
+
+// What a replica is doing, as the status document names it. Stored in a slot;
+// the numeric values are part of the shared layout (bump kLayoutVersion when
+// they change).
+enum class ReplicaState : uint32_t {
+    Starting = 0,
+    Ready = 1,
+    Draining = 2,
+    Stopped = 3,
+    Failed = 4,
+};
+const char* state_name(ReplicaState state);
+
+constexpr uint32_t kSharedMagic = 0x52504d46;  // "FMPR" little-endian
+constexpr uint32_t kLayoutVersion = 1;
+constexpr size_t kMaxSlots = 256;
+constexpr size_t kSlotKeyLength = 256;
+constexpr size_t kNonceLength = 32;  // hex characters
+
+// One replica's shared figures. A slot is bound to a replica by its key
+// ("vhost|name"), so drain state and counters survive a graceful restart that
+// keeps the replica, and a new replica never inherits another one's counts.
+struct ReplicaSlot {
+    // Written by the httpd parent only, between generations, while no child
+    // of the new generation exists yet; children only read it.
+    char key[kSlotKeyLength];
+    std::atomic<uint32_t> in_use;
+    std::atomic<uint32_t> claimed_generation;  // last generation that configured it
+
+    std::atomic<uint32_t> state;         // ReplicaState
+    std::atomic<int64_t> in_flight;      // requests handed to this replica, not yet finished
+    std::atomic<uint64_t> requests;      // attempts handed to it, ever
+    std::atomic<uint64_t> failures;      // attempts that ended in a backend error
+    std::atomic<uint64_t> restarts;      // supervised restarts
+    std::atomic<uint64_t> last_pick;     // pick sequence number: rotates ties
+    std::atomic<int64_t> retry_at_us;    // refused a connection: 0 = healthy, else skip until then
+    std::atomic<int32_t> pid;            // master pid when known, else 0
+};
+
+struct SharedHeader {
+    uint32_t magic;
+    uint32_t layout_version;
+    uint32_t slot_count;
+    uint32_t reserved;
+    char nonce[kNonceLength + 1];         // random per httpd start; guards POST on the status handler
+    std::atomic<uint64_t> pick_sequence;  // source of ReplicaSlot::last_pick
+};
+
+struct SharedBlock {
+    SharedHeader header;
+    ReplicaSlot slots[kMaxSlots];
+};
+
+static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared counters must be lock-free");
+static_assert(std::atomic<int64_t>::is_always_lock_free, "shared counters must be lock-free");
+static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared flags must be lock-free");
+
+// Operations on a SharedBlock living in memory someone else allocated.
+class SharedState {
+public:
+    static constexpr size_t bytes_needed() { return sizeof(SharedBlock); }
+
+    // Formats fresh memory (any content) as an empty block with this nonce.
+    static SharedState format(void* memory, size_t length, std::string_view nonce_hex);
+    // Adopts memory formatted earlier; returns an invalid state when it is not ours.
+    static SharedState adopt(void* memory, size_t length);
+
+    bool valid() const { return block_ != nullptr; }
+    SharedBlock* block() const { return block_; }
+    ReplicaSlot& slot(int index) const { return block_->slots[index]; }
+    std::string nonce() const { return block_->header.nonce; }
+
+    // Binds `key` to a slot for `generation`: the slot it had before, or a
+    // fresh one (never-used slots first, then the one retired longest ago).
+    // A fresh slot starts in `initial_state` with zeroed counters.
+    // Returns -1 when every slot is bound in this generation.
+    int claim(std::string_view key, uint32_t generation, ReplicaState initial_state);
+    // Retires slots nobody claimed in `generation` (replicas removed from the
+    // configuration). Their counters stay until the slot is reused.
+    void retire_unclaimed(uint32_t generation);
+    // After a start with no httpd child alive, nothing can be in flight.
+    void reset_in_flight();
+
+private:
+    explicit SharedState(SharedBlock* block) : block_(block) {}
+    SharedBlock* block_ = nullptr;
+};
+
+}  // namespace fpmr

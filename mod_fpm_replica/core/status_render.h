@@ -1,0 +1,35 @@
+// Renders the status document (SPEC "Status and control") as JSON.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shared_state.h"
+
+namespace fpmr {
+
+struct ReplicaStatus {
+    std::string name;
+    std::string socket;                  // "unix:/run/a.sock"
+    ReplicaState state = ReplicaState::Ready;
+    std::optional<std::string> release;  // null until pinning knows it
+    std::optional<int32_t> pid;          // null when unknown
+    int64_t in_flight = 0;
+    uint64_t requests = 0;
+    uint64_t failures = 0;
+    uint64_t restarts = 0;
+};
+
+struct VhostStatus {
+    std::string vhost;                   // "app.local:8080"
+    std::optional<std::string> release;
+    std::string nonce;
+    std::vector<ReplicaStatus> replicas;
+};
+
+std::string json_escape(const std::string& text);
+std::string render_status_json(const VhostStatus& status);
+
+}  // namespace fpmr

@@ -1,0 +1,63 @@
+// Declarations shared by the glue files: the per-server configuration, the
+// per-request steering state and the process's view of the shared block.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config_parse.h"
+#include "shared_state.h"
+#include "httpd_includes.h"
+
+namespace fpmr::glue {
+
+// The replicas one virtual host declared. Owned by the configuration pool
+// (deleted by its cleanup); a vhost without FpmReplica lines inherits the
+// main server's set, pointer and all.
+struct VhostReplicas {
+    std::string id;                    // "fpmr-1a2b3c4d", from where the vhost is defined
+    std::string balancer_url;          // "balancer://fpmr-1a2b3c4d"
+    std::vector<ReplicaSpec> replicas; // in declaration order
+    std::vector<int> slots;            // shared slot per replica; bound in post_config
+    std::string vhost_label;           // "app.local:8080", for the status document
+    server_rec* defined_in = nullptr;
+
+    int index_of(const char* name) const;
+};
+
+struct ServerConfig {
+    VhostReplicas* replicas;  // null when neither this vhost nor the main server declares any
+};
+
+ServerConfig* server_config(server_rec* s);
+inline VhostReplicas* replicas_for(server_rec* s) { return server_config(s)->replicas; }
+
+// The shared block of this httpd instance, set in post_config in the parent
+// before the children fork. Null in `apachectl -t` and before post_config.
+SharedState shared_state();
+int64_t now_us();
+
+// Steering state of one request_rec: which replica the current attempt is on
+// and which ones it already failed on. Lives in r->pool.
+struct RequestSteering {
+    VhostReplicas* set = nullptr;
+    int current = -1;                  // replica index of the attempt in progress
+    uint64_t tried_mask = 0;           // replicas this request already failed on
+    bool gateway_env_preexisting = false;
+};
+RequestSteering* steering_for(request_rec* r, bool create);
+
+// Ends the attempt in progress: in_flight--, and on failure the replica is
+// marked as refusing for a while.
+void finish_attempt(RequestSteering* st, request_rec* r, bool failed);
+
+// Hook and handler registration, one function per glue file.
+void register_config_hooks(apr_pool_t* p);
+void register_state_hooks(apr_pool_t* p);
+void register_steering_hooks(apr_pool_t* p);
+void register_status_hooks(apr_pool_t* p);
+
+extern const command_rec directives[];
+
+}  // namespace fpmr::glue

@@ -1,0 +1,171 @@
+// Directive handlers and configuration checks. An FpmReplica line is parsed
+// by the core, then turned into the mod_proxy configuration an operator would
+// otherwise write by hand (a balancer member with our lbmethod), executed
+// through mod_proxy's own directives so mod_proxy owns its workers.
+#include <cstdio>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "glue.h"
+#include "selection.h"
+
+namespace fpmr::glue {
+
+namespace {
+
+// Name of our lbmethod provider (ProxySet lbmethod=fpm_replica).
+constexpr const char* kLbMethodName = "fpm_replica";
+
+struct ModuleNeed {
+    const char* source_name;  // as ap_find_linked_module knows it
+    const char* load_line;
+};
+constexpr ModuleNeed kNeededModules[] = {
+    {"mod_proxy.c", "LoadModule proxy_module"},
+    {"mod_proxy_fcgi.c", "LoadModule proxy_fcgi_module"},
+    {"mod_proxy_balancer.c", "LoadModule proxy_balancer_module"},
+    {"mod_slotmem_shm.c", "LoadModule slotmem_shm_module"},
+};
+
+apr_status_t delete_replicas(void* data) {
+    delete static_cast<VhostReplicas*>(data);
+    return APR_SUCCESS;
+}
+
+// A stable, hostname-safe id for the vhost section a directive sits in.
+std::string vhost_id(const server_rec* s) {
+    std::string where = s->is_virtual ? std::string(s->defn_name ? s->defn_name : "?") + ":" +
+                                            std::to_string(s->defn_line_number)
+                                      : std::string("main");
+    uint32_t hash = 2166136261u;  // FNV-1a
+    for (unsigned char c : where) {
+        hash ^= c;
+        hash *= 16777619u;
+    }
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%08x", hash);
+    return std::string("fpmr-") + buf;
+}
+
+// Runs one mod_proxy directive as if it were written where `cmd` is.
+const char* run_proxy_directive(cmd_parms* cmd, const char* directive, const std::string& args) {
+    auto* node = static_cast<ap_directive_t*>(apr_pcalloc(cmd->pool, sizeof(ap_directive_t)));
+    node->directive = directive;
+    node->args = apr_pstrdup(cmd->pool, args.c_str());
+    node->filename = cmd->directive ? cmd->directive->filename : "FpmReplica";
+    node->line_num = cmd->directive ? cmd->directive->line_num : 0;
+    cmd_parms sub = *cmd;
+    return ap_walk_config(node, &sub, cmd->context);
+}
+
+const char* fail(cmd_parms* cmd, const std::string& message) {
+    return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", message.c_str(), NULL);
+}
+
+const char* set_replica(cmd_parms* cmd, void*, int argc, char* const argv[]) {
+    try {
+        if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
+        for (const auto& need : kNeededModules) {
+            if (!ap_find_linked_module(need.source_name)) {
+                return fail(cmd, std::string("needs ") + need.source_name + ": add '" +
+                                     need.load_line + " ...' before the first FpmReplica line");
+            }
+        }
+        std::vector<std::string> args(argv, argv + argc);
+        std::string error;
+        auto spec = parse_replica(args, &error);
+        if (!spec) return fail(cmd, error);
+
+        ServerConfig* conf = server_config(cmd->server);
+        if (!conf->replicas) {
+            auto* set = new VhostReplicas();
+            apr_pool_cleanup_register(cmd->pool, set, delete_replicas, apr_pool_cleanup_null);
+            set->id = vhost_id(cmd->server);
+            set->balancer_url = "balancer://" + set->id;
+            set->defined_in = cmd->server;
+            conf->replicas = set;
+        }
+        VhostReplicas* set = conf->replicas;
+        error = check_replica_conflicts(set->replicas, *spec);
+        if (!error.empty()) return fail(cmd, error);
+
+        // Each member gets its own worker host name: mod_proxy collapses unix
+        // sockets that share one ("Sharing worker"), and route= lets the
+        // finder map a worker back to its replica.
+        std::string worker_host = set->id + "-" + spec->name;
+        std::string member = set->balancer_url + " " + spec->socket.proxy_url(worker_host) +
+                             " route=" + spec->name + " retry=" +
+                             std::to_string(kRefusedRetryUs / 1000) + "ms";
+        if (const char* err = run_proxy_directive(cmd, "BalancerMember", member)) {
+            return fail(cmd, spec->name + ": mod_proxy refused the member: " + err);
+        }
+        if (set->replicas.empty()) {
+            std::string params = set->balancer_url + " lbmethod=" + kLbMethodName;
+            if (const char* err = run_proxy_directive(cmd, "ProxySet", params)) {
+                return fail(cmd, std::string("mod_proxy refused the balancer: ") + err);
+            }
+        }
+        set->replicas.push_back(*spec);
+        set->slots.push_back(-1);
+        return nullptr;
+    } catch (const std::exception& e) {
+        return fail(cmd, std::string("internal error: ") + e.what());
+    } catch (...) {
+        return fail(cmd, "internal error");
+    }
+}
+
+// Cross-directive checks; runs in `apachectl configtest` too.
+int check_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) {
+    try {
+        for (server_rec* s = main_server; s; s = s->next) {
+            VhostReplicas* set = replicas_for(s);
+            if (!set || set->defined_in != s) continue;
+            if (set->replicas.size() == 1) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, FPMRNO(00001)
+                             "FpmReplica: only one replica ('%s') in %s: requests fail "
+                             "while it restarts; declare two or more for zero downtime",
+                             set->replicas[0].name.c_str(),
+                             s->server_hostname ? s->server_hostname : "this server");
+            }
+        }
+        return OK;
+    } catch (...) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, main_server, FPMRNO(00002)
+                     "internal error while checking the configuration");
+        return !OK;
+    }
+}
+
+}  // namespace
+
+int VhostReplicas::index_of(const char* name) const {
+    if (!name) return -1;
+    for (size_t i = 0; i < replicas.size(); ++i) {
+        if (replicas[i].name == name) return static_cast<int>(i);
+    }
+    return -1;
+}
+
+// httpd's C++ view of a directive function is `const char* (*)()`; go
+// through void(*)() so the compiler knows the cast is deliberate.
+template <typename F>
+cmd_func as_cmd_func(F* f) {
+    return reinterpret_cast<cmd_func>(reinterpret_cast<void (*)()>(f));
+}
+
+const command_rec directives[] = {
+    AP_INIT_TAKE_ARGV("FpmReplica", as_cmd_func(set_replica),
+                      nullptr, RSRC_CONF,
+                      "FpmReplica NAME SOCKET [status=SOCKET] [probe=SOCKET]: a php-fpm master "
+                      "requests are steered to (SOCKET is unix:/path or tcp:HOST:PORT)"),
+    {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
+};
+
+void register_config_hooks(apr_pool_t*) {
+    // check_config runs for `apachectl configtest` too, where post_config does not.
+    ap_hook_check_config(check_config, nullptr, nullptr, APR_HOOK_MIDDLE);
+}
+
+}  // namespace fpmr::glue

@@ -1,0 +1,164 @@
+// SetHandler fpm-replica-status: GET answers the status document, POST
+// action=drain|undrain|restart&replica=NAME changes a replica's state when the
+// request carries the nonce (so a cross-site form cannot drive it).
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "glue.h"
+#include "selection.h"
+#include "status_render.h"
+
+namespace fpmr::glue {
+
+namespace {
+
+constexpr const char* kHandlerName = "fpm-replica-status";
+constexpr const char* kNonceHeader = "X-Fpm-Replica-Nonce";
+constexpr apr_size_t kMaxFormBytes = 4096;
+
+// The pid of the process listening on a unix socket (the php-fpm master that
+// created it), from SO_PEERCRED on a non-blocking connect. 0 when unknown.
+int32_t listener_pid(const SocketSpec& socket) {
+    if (socket.kind != SocketSpec::Kind::Unix) return 0;
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket.path.c_str(), sizeof addr.sun_path - 1);
+    int32_t pid = 0;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) pid = cred.pid;
+    }
+    ::close(fd);
+    return pid;
+}
+
+VhostStatus collect(const VhostReplicas& set, SharedState shared) {
+    VhostStatus status;
+    status.vhost = set.vhost_label;
+    status.nonce = shared.nonce();
+    for (size_t i = 0; i < set.replicas.size(); ++i) {
+        const ReplicaSpec& spec = set.replicas[i];
+        ReplicaStatus r;
+        r.name = spec.name;
+        r.socket = spec.socket.text();
+        if (set.slots[i] >= 0) {
+            const ReplicaSlot& slot = shared.slot(set.slots[i]);
+            r.state = reported_state(static_cast<ReplicaState>(slot.state.load()),
+                                     slot.retry_at_us.load());
+            r.in_flight = slot.in_flight.load();
+            r.requests = slot.requests.load();
+            r.failures = slot.failures.load();
+            r.restarts = slot.restarts.load();
+            int32_t pid = slot.pid.load();
+            if (pid == 0) pid = listener_pid(spec.socket);
+            if (pid > 0) r.pid = pid;
+        }
+        status.replicas.push_back(std::move(r));
+    }
+    return status;
+}
+
+int send_json(request_rec* r, int http_status, const std::string& body) {
+    r->status = http_status;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rwrite(body.data(), static_cast<int>(body.size()), r);
+    return OK;
+}
+
+int send_error(request_rec* r, int http_status, const std::string& message) {
+    return send_json(r, http_status, "{\"error\": " + json_escape(message) + "}\n");
+}
+
+// Reads action= and replica= from a url-encoded POST body.
+bool read_form(request_rec* r, std::string* action, std::string* replica) {
+    apr_array_header_t* pairs = nullptr;
+    if (ap_parse_form_data(r, nullptr, &pairs, -1, kMaxFormBytes) != OK || !pairs) return false;
+    while (!apr_is_empty_array(pairs)) {
+        auto* pair = static_cast<ap_form_pair_t*>(apr_array_pop(pairs));
+        apr_off_t len;
+        apr_brigade_length(pair->value, 1, &len);
+        if (len < 0 || len > 256) continue;
+        std::string value(static_cast<size_t>(len), '\0');
+        apr_size_t size = static_cast<apr_size_t>(len);
+        apr_brigade_flatten(pair->value, value.data(), &size);
+        value.resize(size);
+        if (std::strcmp(pair->name, "action") == 0) *action = value;
+        if (std::strcmp(pair->name, "replica") == 0) *replica = value;
+    }
+    return true;
+}
+
+int handle_post(request_rec* r, VhostReplicas& set, SharedState shared) {
+    const char* nonce = apr_table_get(r->headers_in, kNonceHeader);
+    if (!nonce || shared.nonce() != nonce) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, FPMRNO(00018)
+                      "status POST refused: missing or wrong %s header", kNonceHeader);
+        return send_error(r, HTTP_FORBIDDEN,
+                          std::string("missing or wrong ") + kNonceHeader + " header");
+    }
+    std::string action, replica;
+    if (!read_form(r, &action, &replica)) {
+        return send_error(r, HTTP_BAD_REQUEST, "cannot read the form body");
+    }
+    int index = set.index_of(replica.c_str());
+    if (index < 0 || set.slots[index] < 0) {
+        return send_error(r, HTTP_NOT_FOUND, "unknown replica '" + replica + "'");
+    }
+    ReplicaSlot& slot = shared.slot(set.slots[index]);
+    if (action == "drain") {
+        slot.state.store(static_cast<uint32_t>(ReplicaState::Draining));
+    } else if (action == "undrain") {
+        uint32_t draining = static_cast<uint32_t>(ReplicaState::Draining);
+        slot.state.compare_exchange_strong(draining, static_cast<uint32_t>(ReplicaState::Ready));
+    } else if (action == "restart") {
+        return send_error(r, HTTP_CONFLICT,
+                          "replica '" + replica + "' is not supervised (no FpmReplicaSpawn): "
+                          "restart it yourself");
+    } else {
+        return send_error(r, HTTP_BAD_REQUEST,
+                          "unknown action '" + action + "' (drain, undrain or restart)");
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, FPMRNO(00019)
+                  "replica '%s' of %s: %s requested through the status handler",
+                  replica.c_str(), set.vhost_label.c_str(), action.c_str());
+    return send_json(r, HTTP_OK, render_status_json(collect(set, shared)));
+}
+
+int status_handler(request_rec* r) {
+    if (!r->handler || std::strcmp(r->handler, kHandlerName) != 0) return DECLINED;
+    try {
+        VhostReplicas* set = replicas_for(r->server);
+        SharedState shared = shared_state();
+        if (!set || !shared.valid()) {
+            return send_error(r, HTTP_NOT_FOUND, "this virtual host declares no FpmReplica");
+        }
+        r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
+        if (r->method_number == M_GET) {
+            if (r->header_only) return send_json(r, HTTP_OK, "");
+            return send_json(r, HTTP_OK, render_status_json(collect(*set, shared)));
+        }
+        if (r->method_number == M_POST) return handle_post(r, *set, shared);
+        return HTTP_METHOD_NOT_ALLOWED;
+    } catch (...) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00020)
+                      "internal error in the status handler");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+}  // namespace
+
+void register_status_hooks(apr_pool_t*) {
+    ap_hook_handler(status_handler, nullptr, nullptr, APR_HOOK_MIDDLE);
+}
+
+}  // namespace fpmr::glue

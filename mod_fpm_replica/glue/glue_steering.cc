@@ -1,0 +1,245 @@
+// Steering inside mod_proxy: `SetHandler fpm-replica` becomes the vhost's
+// balancer in fixups, our lbmethod picks the replica (least in flight, ties
+// rotate), and every attempt's in-flight count is returned exactly once:
+// at failover, at the end of the proxy handler, or when the request pool dies.
+#include <cstring>
+#include <string>
+
+#include "glue.h"
+#include "selection.h"
+
+namespace fpmr::glue {
+
+namespace {
+
+constexpr const char* kHandlerName = "fpm-replica";
+
+APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker)* get_best_worker_fn = nullptr;
+
+bool is_idempotent(const request_rec* r) {
+    switch (r->method_number) {
+        case M_GET: case M_PUT: case M_DELETE: case M_OPTIONS: case M_TRACE:
+            return true;
+        default:
+            return false;
+    }
+}
+
+Candidate candidate_from(const ReplicaSlot& slot, bool tried) {
+    Candidate c;
+    c.state = static_cast<ReplicaState>(slot.state.load(std::memory_order_relaxed));
+    c.in_flight = slot.in_flight.load(std::memory_order_relaxed);
+    c.last_pick = slot.last_pick.load(std::memory_order_relaxed);
+    c.retry_at_us = slot.retry_at_us.load(std::memory_order_relaxed);
+    c.tried = tried;
+    return c;
+}
+
+struct FinderBaton {
+    RequestSteering* st;
+    SharedState shared;
+    int64_t now;
+    int best_index;
+    Candidate best;
+};
+
+// mod_proxy's get_best_worker has already skipped workers that mod_proxy
+// itself holds in error or draining; we add our shared view on top.
+int is_better(proxy_worker* current, proxy_worker*, void* baton_v) {
+    auto* baton = static_cast<FinderBaton*>(baton_v);
+    int index = baton->st->set->index_of(current->s->route);
+    if (index < 0) return 0;  // a member we did not declare (balancer-manager?)
+    int slot = baton->st->set->slots[index];
+    if (slot < 0) return 0;
+    Candidate c = candidate_from(baton->shared.slot(slot),
+                                 (baton->st->tried_mask >> index) & 1u);
+    if (check_usable(c, baton->now) != Unusable::No) return 0;
+    if (baton->best_index >= 0 && !prefer(c, baton->best)) return 0;
+    baton->best_index = index;
+    baton->best = c;
+    return 1;
+}
+
+void log_no_usable(request_rec* r, RequestSteering* st, SharedState shared, int64_t now) {
+    std::string reasons;
+    for (size_t i = 0; i < st->set->replicas.size(); ++i) {
+        int slot = st->set->slots[i];
+        if (slot < 0) continue;
+        Candidate c = candidate_from(shared.slot(slot), (st->tried_mask >> i) & 1u);
+        if (!reasons.empty()) reasons += ", ";
+        reasons += st->set->replicas[i].name + " " + unusable_reason(check_usable(c, now), c.state);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00009)
+                  "no usable replica for %s (%s): answering 503",
+                  st->set->vhost_label.c_str(), reasons.c_str());
+}
+
+apr_status_t finish_on_pool_cleanup(void* data) {
+    auto* st = static_cast<RequestSteering*>(data);
+    finish_attempt(st, nullptr, false);
+    return APR_SUCCESS;
+}
+
+proxy_worker* find_replica(proxy_balancer* balancer, request_rec* r) {
+    try {
+        RequestSteering* st = steering_for(r, true);
+        SharedState shared = shared_state();
+        if (!st || !st->set || !shared.valid() || !get_best_worker_fn) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00010)
+                          "%s is not a balancer of an FpmReplica virtual host",
+                          balancer->s->name);
+            return nullptr;
+        }
+        if (st->current >= 0) {
+            // Called again for the same request: mod_proxy is failing over
+            // because the attempt in progress got a 503 from the backend.
+            int failed = st->current;
+            bool reached_php = !st->gateway_env_preexisting &&
+                               apr_table_get(r->subprocess_env, "GATEWAY_INTERFACE");
+            finish_attempt(st, r, true);
+            if (reached_php && !is_idempotent(r)) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00011)
+                              "replica '%s' failed after receiving a %s request; not "
+                              "replaying it on another replica",
+                              st->set->replicas[failed].name.c_str(), r->method);
+                return nullptr;
+            }
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, FPMRNO(00012)
+                          "replica '%s' failed before answering; trying another replica",
+                          st->set->replicas[failed].name.c_str());
+        } else {
+            st->gateway_env_preexisting = apr_table_get(r->subprocess_env, "GATEWAY_INTERFACE") != nullptr;
+        }
+
+        FinderBaton baton{st, shared, now_us(), -1, {}};
+        proxy_worker* worker = get_best_worker_fn(balancer, r, is_better, &baton);
+        if (!worker || baton.best_index < 0) {
+            log_no_usable(r, st, shared, baton.now);
+            return nullptr;
+        }
+        ReplicaSlot& slot = shared.slot(st->set->slots[baton.best_index]);
+        slot.in_flight.fetch_add(1);
+        slot.requests.fetch_add(1, std::memory_order_relaxed);
+        slot.last_pick.store(shared.block()->header.pick_sequence.fetch_add(1) + 1,
+                             std::memory_order_relaxed);
+        if (st->current < 0 && st->tried_mask == 0) {
+            apr_pool_cleanup_register(r->pool, st, finish_on_pool_cleanup, apr_pool_cleanup_null);
+        }
+        st->current = baton.best_index;
+        apr_table_setn(r->notes, "fpm-replica", st->set->replicas[baton.best_index].name.c_str());
+        return worker;
+    } catch (...) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00013)
+                      "internal error while choosing a replica");
+        return nullptr;
+    }
+}
+
+apr_status_t lb_reset(proxy_balancer*, server_rec*) { return APR_SUCCESS; }
+apr_status_t lb_age(proxy_balancer*, server_rec*) { return APR_SUCCESS; }
+
+const proxy_balancer_method fpm_replica_lbmethod = {
+    "fpm_replica", find_replica, nullptr, lb_reset, lb_age, nullptr,
+};
+
+// mod_proxy's request_status hook: the proxy handler is done with the
+// backend, so the attempt in progress ends here (not when the response has
+// been written out to a slow client).
+int on_proxy_request_status(int* status, request_rec* r) {
+    try {
+        RequestSteering* st = steering_for(r, false);
+        if (st && st->current >= 0) finish_attempt(st, r, *status == HTTP_SERVICE_UNAVAILABLE);
+    } catch (...) {
+    }
+    return DECLINED;
+}
+
+// SetHandler fpm-replica becomes the vhost's balancer, handled by mod_proxy.
+int map_handler_to_balancer(request_rec* r) {
+    try {
+        if (!r->handler || std::strcmp(r->handler, kHandlerName) != 0) return DECLINED;
+        VhostReplicas* set = replicas_for(r->server);
+        if (!set) return DECLINED;  // fpm_replica_handler reports it
+        steering_for(r, true);
+        r->handler = apr_pstrcat(r->pool, "proxy:", set->balancer_url.c_str(), NULL);
+        return OK;
+    } catch (...) {
+        return DECLINED;
+    }
+}
+
+// Reached only when fixups could not map the request to a balancer.
+int fpm_replica_handler(request_rec* r) {
+    if (!r->handler || std::strcmp(r->handler, kHandlerName) != 0) return DECLINED;
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00014)
+                  "SetHandler fpm-replica used for %s, but this virtual host declares no "
+                  "FpmReplica", r->uri);
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+int retrieve_proxy_functions(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* s) {
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) return OK;
+    get_best_worker_fn = APR_RETRIEVE_OPTIONAL_FN(proxy_balancer_get_best_worker);
+    if (!get_best_worker_fn) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, FPMRNO(00015)
+                     "mod_proxy must be loaded for mod_fpm_replica (LoadModule proxy_module)");
+        return !OK;
+    }
+    return OK;
+}
+
+}  // namespace
+
+RequestSteering* steering_for(request_rec* r, bool create) {
+    auto* st = static_cast<RequestSteering*>(ap_get_module_config(r->request_config, &fpm_replica_module));
+    if (st || !create) return st;
+    VhostReplicas* set = replicas_for(r->server);
+    if (!set) return nullptr;
+    st = static_cast<RequestSteering*>(apr_pcalloc(r->pool, sizeof(RequestSteering)));
+    new (st) RequestSteering();
+    st->set = set;
+    ap_set_module_config(r->request_config, &fpm_replica_module, st);
+    return st;
+}
+
+void finish_attempt(RequestSteering* st, request_rec* r, bool failed) {
+    if (!st || st->current < 0) return;
+    int index = st->current;
+    st->current = -1;
+    st->tried_mask |= uint64_t{1} << index;
+    SharedState shared = shared_state();
+    int slot_index = st->set->slots[index];
+    if (!shared.valid() || slot_index < 0) return;
+    ReplicaSlot& slot = shared.slot(slot_index);
+    slot.in_flight.fetch_sub(1);
+    if (failed) {
+        slot.failures.fetch_add(1, std::memory_order_relaxed);
+        slot.retry_at_us.store(now_us() + kRefusedRetryUs);
+        if (r) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, FPMRNO(00016)
+                          "replica '%s' of %s failed a request; leaving it out of rotation "
+                          "for %lldms",
+                          st->set->replicas[index].name.c_str(), st->set->vhost_label.c_str(),
+                          static_cast<long long>(kRefusedRetryUs / 1000));
+        }
+    } else if (r && slot.retry_at_us.load(std::memory_order_relaxed) != 0) {
+        slot.retry_at_us.store(0);
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, FPMRNO(00017)
+                      "replica '%s' of %s answers again; back in rotation",
+                      st->set->replicas[index].name.c_str(), st->set->vhost_label.c_str());
+    }
+}
+
+void register_steering_hooks(apr_pool_t* p) {
+    ap_register_provider(p, PROXY_LBMETHOD, "fpm_replica", "0", &fpm_replica_lbmethod);
+    // After mod_proxy registered its optional functions (it does so in its
+    // own register_hooks, so any post_config can retrieve them).
+    ap_hook_post_config(retrieve_proxy_functions, nullptr, nullptr, APR_HOOK_MIDDLE);
+    // Last, so SetHandler (core fixups) and mod_rewrite have set r->handler.
+    ap_hook_fixups(map_handler_to_balancer, nullptr, nullptr, APR_HOOK_LAST);
+    ap_hook_handler(fpm_replica_handler, nullptr, nullptr, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(proxy, request_status, on_proxy_request_status, nullptr, nullptr,
+                      APR_HOOK_MIDDLE);
+}
+
+}  // namespace fpmr::glue

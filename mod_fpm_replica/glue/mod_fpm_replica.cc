@@ -1,0 +1,48 @@
+// The module record and hook registration. Everything else lives in the
+// other glue files (httpd side) and in ../core (no httpd types).
+#include "glue.h"
+
+namespace {
+
+void* create_server_config(apr_pool_t* p, server_rec*) {
+    return apr_pcalloc(p, sizeof(fpmr::glue::ServerConfig));
+}
+
+void* merge_server_config(apr_pool_t* p, void* base_v, void* add_v) {
+    auto* base = static_cast<fpmr::glue::ServerConfig*>(base_v);
+    auto* add = static_cast<fpmr::glue::ServerConfig*>(add_v);
+    auto* merged = static_cast<fpmr::glue::ServerConfig*>(
+        apr_pcalloc(p, sizeof(fpmr::glue::ServerConfig)));
+    // A vhost's own replicas win; without any it steers to the main server's.
+    merged->replicas = add->replicas ? add->replicas : base->replicas;
+    return merged;
+}
+
+void register_hooks(apr_pool_t* p) {
+    fpmr::glue::register_config_hooks(p);
+    fpmr::glue::register_state_hooks(p);
+    fpmr::glue::register_steering_hooks(p);
+    fpmr::glue::register_status_hooks(p);
+}
+
+}  // namespace
+
+extern "C" {
+// Not AP_DECLARE_MODULE: httpd_includes.h already did its APLOG_USE_MODULE.
+__attribute__((visibility("default"))) module AP_MODULE_DECLARE_DATA fpm_replica_module = {
+    STANDARD20_MODULE_STUFF,
+    nullptr,                          // per-directory config: none yet
+    nullptr,
+    create_server_config,
+    merge_server_config,
+    fpmr::glue::directives,
+    register_hooks,
+    AP_MODULE_FLAG_NONE,
+};
+}
+
+namespace fpmr::glue {
+ServerConfig* server_config(server_rec* s) {
+    return static_cast<ServerConfig*>(ap_get_module_config(s->module_config, &fpm_replica_module));
+}
+}  // namespace fpmr::glue

@@ -1,0 +1,77 @@
+// Replica choice: least busy first, ties rotate, unusable replicas skipped.
+#include <catch2/catch.hpp>
+
+#include "selection.h"
+
+using namespace fpmr;
+
+namespace {
+Candidate ready(int64_t in_flight, uint64_t last_pick = 0) {
+    Candidate c;
+    c.in_flight = in_flight;
+    c.last_pick = last_pick;
+    return c;
+}
+}  // namespace
+
+TEST_CASE("the least busy replica wins", "[selection]") {
+    CHECK(choose_replica({ready(3), ready(1), ready(2)}, 0) == 1);
+    CHECK(choose_replica({ready(0), ready(5)}, 0) == 0);
+}
+
+TEST_CASE("ties go to the replica picked least recently", "[selection]") {
+    CHECK(choose_replica({ready(1, 10), ready(1, 9)}, 0) == 1);
+    // Sequential requests alternate: simulate picks with a sequence counter.
+    std::vector<Candidate> c{ready(0), ready(0), ready(0)};
+    uint64_t seq = 0;
+    std::vector<int> picks;
+    for (int i = 0; i < 6; ++i) {
+        int chosen = choose_replica(c, 0);
+        picks.push_back(chosen);
+        c[chosen].last_pick = ++seq;
+    }
+    CHECK(picks == std::vector<int>{0, 1, 2, 0, 1, 2});
+}
+
+TEST_CASE("draining, stopped, starting and failed replicas are skipped", "[selection]") {
+    for (auto state : {ReplicaState::Draining, ReplicaState::Stopped, ReplicaState::Starting,
+                       ReplicaState::Failed}) {
+        std::vector<Candidate> c{ready(0), ready(7)};
+        c[0].state = state;
+        INFO(state_name(state));
+        CHECK(choose_replica(c, 0) == 1);
+        CHECK(check_usable(c[0], 0) == Unusable::NotReady);
+        CHECK(std::string(unusable_reason(check_usable(c[0], 0), state)) == state_name(state));
+    }
+}
+
+TEST_CASE("all draining or all failed gives no replica", "[selection]") {
+    std::vector<Candidate> draining{ready(0), ready(0)};
+    for (auto& c : draining) c.state = ReplicaState::Draining;
+    CHECK(choose_replica(draining, 0) == -1);
+
+    std::vector<Candidate> failed{ready(0), ready(0)};
+    for (auto& c : failed) c.state = ReplicaState::Failed;
+    CHECK(choose_replica(failed, 0) == -1);
+
+    CHECK(choose_replica({}, 0) == -1);
+}
+
+TEST_CASE("a replica that refused is left alone until its retry time", "[selection]") {
+    std::vector<Candidate> c{ready(0), ready(9)};
+    c[0].retry_at_us = 1000;
+    CHECK(choose_replica(c, 999) == 1);
+    CHECK(check_usable(c[0], 999) == Unusable::Refused);
+    CHECK(choose_replica(c, 1000) == 0);
+    CHECK(reported_state(ReplicaState::Ready, 1000) == ReplicaState::Failed);
+    CHECK(reported_state(ReplicaState::Ready, 0) == ReplicaState::Ready);
+    CHECK(reported_state(ReplicaState::Draining, 1000) == ReplicaState::Draining);
+}
+
+TEST_CASE("a replica this request already failed on is not chosen again", "[selection]") {
+    std::vector<Candidate> c{ready(0), ready(3)};
+    c[0].tried = true;
+    CHECK(choose_replica(c, 0) == 1);
+    c[1].tried = true;
+    CHECK(choose_replica(c, 0) == -1);
+}
