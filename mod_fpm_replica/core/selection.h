@@ -44,7 +44,8 @@ int choose_replica(const std::vector<Candidate>& candidates, int64_t now_us);
 ReplicaState reported_state(ReplicaState stored, int64_t retry_at_us);
 
 // How long a replica that refused a connection is left alone before one
-// request tries it again (mod_proxy's own worker retry is set to match).
+// request tries it again (mod_proxy's own worker retry is set to match, and
+// takes whole seconds).
 constexpr int64_t kRefusedRetryUs = 1000000;
 
 }  // namespace fpmr

@@ -96,7 +96,7 @@ const char* set_replica(cmd_parms* cmd, void*, int argc, char* const argv[]) {
         std::string worker_host = set->id + "-" + spec->name;
         std::string member = set->balancer_url + " " + spec->socket.proxy_url(worker_host) +
                              " route=" + spec->name + " retry=" +
-                             std::to_string(kRefusedRetryUs / 1000) + "ms";
+                             std::to_string(kRefusedRetryUs / 1000000);  // whole seconds only
         if (const char* err = run_proxy_directive(cmd, "BalancerMember", member)) {
             return fail(cmd, spec->name + ": mod_proxy refused the member: " + err);
         }

@@ -1,0 +1,97 @@
+"""The status handler: the SPEC's JSON document, and drain/undrain through a
+POST that must carry the nonce."""
+
+import re
+import threading
+
+import harness
+from test_200_steering import replica_of, start_two, wait_in_flight
+
+
+def test_status_document_fields(httpd):
+    start_two(httpd)
+    r = httpd.get("/fpm-replica-status")
+    assert r.status == 200
+    assert r.headers["Content-Type"] == "application/json"
+    doc = r.json()
+    assert doc["vhost"] == f"app.test:{httpd.port}"
+    assert doc["release"] is None
+    assert re.fullmatch(r"[0-9a-f]{32}", doc["nonce"])
+    assert [rep["name"] for rep in doc["replicas"]] == ["a", "b"]
+    for rep, fpm in zip(doc["replicas"], httpd.fpms):
+        assert rep["socket"] == f"unix:{httpd.sock(rep['name'])}"
+        assert rep["state"] == "ready"
+        assert rep["release"] is None
+        assert rep["pid"] == fpm.pid  # the master that listens on the socket
+        assert (rep["in_flight"], rep["requests"], rep["failures"], rep["restarts"]) == (0, 0, 0, 0)
+
+
+def test_post_without_or_with_wrong_nonce_is_403(httpd):
+    start_two(httpd)
+    httpd.expect_log(r"FPMR00018")
+    assert httpd.post("/fpm-replica-status", {"action": "drain", "replica": "a"}).status == 403
+    assert httpd.control("drain", "a", nonce="0" * 32).status == 403
+    assert httpd.replica("a")["state"] == "ready"
+
+
+def test_bad_control_requests(httpd):
+    start_two(httpd)
+    assert httpd.control("drain", "zz").status == 404
+    assert httpd.control("explode", "a").status == 400
+    r = httpd.control("restart", "a")
+    assert r.status == 409 and "not supervised" in r.json()["error"]
+
+
+def test_drain_lets_in_flight_finish_and_sends_new_requests_elsewhere(httpd):
+    start_two(httpd)
+    # Occupy a with a slow request, then drain it.
+    results = []
+    slow = threading.Thread(target=lambda: results.append(httpd.get("/slow.php?ms=2500", timeout=20)))
+    slow.start()
+    try:
+        harness.wait_for(lambda: sum(r["in_flight"] for r in httpd.status()["replicas"]) == 1,
+                         5, what="slow request in flight")
+        busy = next(r["name"] for r in httpd.status()["replicas"] if r["in_flight"] == 1)
+        other = "b" if busy == "a" else "a"
+        r = httpd.control("drain", busy)
+        assert r.status == 200
+        assert next(x for x in r.json()["replicas"] if x["name"] == busy)["state"] == "draining"
+        served = [replica_of(httpd.get("/fast.php")) for _ in range(8)]
+        assert served == [other] * 8
+        assert httpd.replica(busy)["in_flight"] == 1
+    finally:
+        slow.join()
+    assert results[0].status == 200 and f"replica={busy}" in results[0].text
+    wait_in_flight(httpd, busy, 0)
+    assert httpd.replica(busy)["state"] == "draining"
+    assert httpd.control("undrain", busy).status == 200
+    served = {replica_of(httpd.get("/fast.php")) for _ in range(4)}
+    assert served == {"a", "b"}
+
+
+def test_drain_state_survives_graceful_restart(httpd):
+    start_two(httpd)
+    nonce = httpd.status()["nonce"]
+    assert httpd.control("drain", "b", nonce).status == 200
+    httpd.get("/fast.php")
+    requests_before = httpd.replica("a")["requests"]
+    httpd.graceful()
+    status = httpd.status()
+    assert status["nonce"] == nonce
+    a, b = status["replicas"]
+    assert b["state"] == "draining"
+    assert a["requests"] == requests_before  # counters kept across the restart
+    served = [replica_of(httpd.get("/fast.php")) for _ in range(4)]
+    assert served == ["a"] * 4
+
+
+def test_graceful_restart_during_load_keeps_counts_exact(httpd):
+    start_two(httpd)
+    run = httpd.load([("/fast.php", 8), ("/slow.php?ms=1000", 2)], duration=4)
+    import time
+    time.sleep(1.5)
+    httpd.graceful()
+    result = run.wait()
+    assert result.failures() == [], result.summary()
+    harness.wait_for(lambda: all(r["in_flight"] == 0 for r in httpd.status()["replicas"]),
+                     10, what="in_flight back to 0 after a graceful restart under load")
