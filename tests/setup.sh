@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what mod_fpm_replica needs on Debian 12 (as root) and builds it
+# into build/. Idempotent: packages already present are not fetched again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(apache2 apache2-dev libcap-dev catch2 php-fpm libfcgi-bin wrk curl
+          cmake g++ make python3 python3-pytest)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup: missing packages ${missing[*]}; run as root to install them" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
