@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
                                 "integration"))
 import harness  # noqa: E402
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 
@@ -81,9 +81,11 @@ def main():
         httpd.start()
         for path in variants.values():   # warm up opcache and connections
             wrk(httpd.url(path))
+        names = list(variants)
         for rnd in range(ROUNDS):
-            for name, path in variants.items():
-                results[name].append(wrk(httpd.url(path)))
+            # Rotate the order each round so no variant always runs first.
+            for name in names[rnd % len(names):] + names[:rnd % len(names)]:
+                results[name].append(wrk(httpd.url(variants[name])))
             print(f"round {rnd + 1}: " + ", ".join(f"{n} {results[n][-1]:.0f}/s" for n in variants))
     finally:
         httpd.cleanup()
