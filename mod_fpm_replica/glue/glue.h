@@ -6,7 +6,10 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
 #include "config_parse.h"
+#include "release_resolver.h"
 #include "shared_state.h"
 #include "httpd_includes.h"
 
@@ -26,37 +29,58 @@ struct VhostReplicas {
     int index_of(const char* name) const;
 };
 
+// FpmReplicaRelease of one virtual host (or of the main server, inherited).
+// Owned by the configuration pool.
+struct ReleaseConfig {
+    std::string symlink;                        // normalised absolute path
+    std::unique_ptr<ReleaseResolver> resolver;  // made in post_config
+    server_rec* defined_in = nullptr;
+};
+
 struct ServerConfig {
     VhostReplicas* replicas;  // null when neither this vhost nor the main server declares any
+    ReleaseConfig* release;   // null without FpmReplicaRelease
+    int64_t resolve_interval_us;
+    int resolve_interval_set;
 };
 
 ServerConfig* server_config(server_rec* s);
 inline VhostReplicas* replicas_for(server_rec* s) { return server_config(s)->replicas; }
+inline ReleaseConfig* release_for(server_rec* s) { return server_config(s)->release; }
 
 // The shared block of this httpd instance, set in post_config in the parent
 // before the children fork. Null in `apachectl -t` and before post_config.
 SharedState shared_state();
 int64_t now_us();
 
-// Steering state of one request_rec: which replica the current attempt is on
-// and which ones it already failed on. Lives in r->pool.
-struct RequestSteering {
+// What the module knows about one request_rec: the release it is pinned to,
+// which replica the current attempt is on and which ones it already failed
+// on. Lives in r->pool.
+struct RequestState {
+    const char* release_dir = nullptr;  // pinned release (real path); null when not pinned
+    bool pin_failed = false;            // the release symlink could not be resolved
+
     VhostReplicas* set = nullptr;
     int current = -1;                  // replica index of the attempt in progress
     uint64_t tried_mask = 0;           // replicas this request already failed on
     bool gateway_env_preexisting = false;
 };
-RequestSteering* steering_for(request_rec* r, bool create);
+RequestState* request_state(request_rec* r, bool create);
 
 // Ends the attempt in progress: in_flight--, and on failure the replica is
 // marked as refusing for a while.
-void finish_attempt(RequestSteering* st, request_rec* r, bool failed);
+void finish_attempt(RequestState* st, request_rec* r, bool failed);
 
 // Hook and handler registration, one function per glue file.
 void register_config_hooks(apr_pool_t* p);
 void register_state_hooks(apr_pool_t* p);
 void register_steering_hooks(apr_pool_t* p);
 void register_status_hooks(apr_pool_t* p);
+void register_pinning_hooks(apr_pool_t* p);
+
+// The release the vhost's symlink names now, or null (no release configured,
+// or it does not resolve).
+std::shared_ptr<const ReleaseResolution> current_release(server_rec* s);
 
 extern const command_rec directives[];
 

@@ -28,8 +28,9 @@ constexpr ModuleNeed kNeededModules[] = {
     {"mod_slotmem_shm.c", "LoadModule slotmem_shm_module"},
 };
 
-apr_status_t delete_replicas(void* data) {
-    delete static_cast<VhostReplicas*>(data);
+template <typename T>
+apr_status_t delete_object(void* data) {
+    delete static_cast<T*>(data);
     return APR_SUCCESS;
 }
 
@@ -80,7 +81,7 @@ const char* set_replica(cmd_parms* cmd, void*, int argc, char* const argv[]) {
         ServerConfig* conf = server_config(cmd->server);
         if (!conf->replicas) {
             auto* set = new VhostReplicas();
-            apr_pool_cleanup_register(cmd->pool, set, delete_replicas, apr_pool_cleanup_null);
+            apr_pool_cleanup_register(cmd->pool, set, delete_object<VhostReplicas>, apr_pool_cleanup_null);
             set->id = vhost_id(cmd->server);
             set->balancer_url = "balancer://" + set->id;
             set->defined_in = cmd->server;
@@ -116,9 +117,64 @@ const char* set_replica(cmd_parms* cmd, void*, int argc, char* const argv[]) {
     }
 }
 
+const char* set_release(cmd_parms* cmd, void*, const char* arg) {
+    try {
+        if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
+        std::string symlink = normalize_absolute_path(arg);
+        if (symlink.empty() || symlink == "/") {
+            return fail(cmd, std::string("'") + arg +
+                                 "' must be an absolute path without '.' or '..' components, "
+                                 "such as /srv/app/current");
+        }
+        ServerConfig* conf = server_config(cmd->server);
+        if (conf->release) return fail(cmd, "given twice in this virtual host");
+        auto* release = new ReleaseConfig();
+        apr_pool_cleanup_register(cmd->pool, release, delete_object<ReleaseConfig>,
+                                  apr_pool_cleanup_null);
+        release->symlink = symlink;
+        release->defined_in = cmd->server;
+        conf->release = release;
+        return nullptr;
+    } catch (...) {
+        return fail(cmd, "internal error");
+    }
+}
+
+const char* set_resolve_interval(cmd_parms* cmd, void*, const char* arg) {
+    if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
+    std::string error;
+    auto us = parse_duration_us(arg, &error);
+    if (!us) return fail(cmd, error);
+    if (*us > 3600LL * 1000000) return fail(cmd, std::string("'") + arg + "' is longer than an hour");
+    ServerConfig* conf = server_config(cmd->server);
+    conf->resolve_interval_us = *us;
+    conf->resolve_interval_set = 1;
+    return nullptr;
+}
+
+// The DocumentRoot of a vhost with FpmReplicaRelease must be the symlink or
+// lie under it: pinning rebases it onto the release the symlink names.
+bool check_document_root(server_rec* s, const ReleaseConfig& release) {
+    auto* core = static_cast<core_server_config*>(ap_get_core_module_config(s->module_config));
+    std::string docroot = normalize_absolute_path(core->ap_document_root ? core->ap_document_root : "");
+    if (!docroot.empty() && path_is_under(docroot, release.symlink)) return true;
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, FPMRNO(00022)
+                 "FpmReplicaRelease: DocumentRoot '%s' of %s:%u is neither the release symlink "
+                 "'%s' nor under it",
+                 core->ap_document_root ? core->ap_document_root : "(none)",
+                 s->server_hostname ? s->server_hostname : "?", static_cast<unsigned>(s->port),
+                 release.symlink.c_str());
+    return false;
+}
+
 // Cross-directive checks; runs in `apachectl configtest` too.
 int check_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) {
     try {
+        bool ok = true;
+        for (server_rec* s = main_server; s; s = s->next) {
+            if (ReleaseConfig* release = release_for(s)) ok = check_document_root(s, *release) && ok;
+        }
+        if (!ok) return !OK;
         for (server_rec* s = main_server; s; s = s->next) {
             VhostReplicas* set = replicas_for(s);
             if (!set || set->defined_in != s) continue;
@@ -160,6 +216,13 @@ const command_rec directives[] = {
                       nullptr, RSRC_CONF,
                       "FpmReplica NAME SOCKET [status=SOCKET] [probe=SOCKET]: a php-fpm master "
                       "requests are steered to (SOCKET is unix:/path or tcp:HOST:PORT)"),
+    AP_INIT_TAKE1("FpmReplicaRelease", as_cmd_func(set_release), nullptr, RSRC_CONF,
+                  "FpmReplicaRelease PATH: the release symlink (/srv/app/current); every request "
+                  "is pinned to the release it names when the request starts"),
+    AP_INIT_TAKE1("FpmReplicaResolveInterval", as_cmd_func(set_resolve_interval), nullptr,
+                  RSRC_CONF,
+                  "FpmReplicaResolveInterval DURATION: how long a resolved release may be reused "
+                  "(default 0: read the symlink on every request)"),
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
 };
 

@@ -40,15 +40,19 @@ int32_t listener_pid(const SocketSpec& socket) {
     return pid;
 }
 
-VhostStatus collect(const VhostReplicas& set, SharedState shared) {
+VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared) {
     VhostStatus status;
     status.vhost = set.vhost_label;
     status.nonce = shared.nonce();
+    if (auto release = current_release(s)) status.release = release->release_dir;
     for (size_t i = 0; i < set.replicas.size(); ++i) {
         const ReplicaSpec& spec = set.replicas[i];
         ReplicaStatus r;
         r.name = spec.name;
         r.socket = spec.socket.text();
+        // Realpath mode: every replica serves whatever release a request is
+        // pinned to, which for new requests is the current one.
+        r.release = status.release;
         if (set.slots[i] >= 0) {
             const ReplicaSlot& slot = shared.slot(set.slots[i]);
             r.state = reported_state(static_cast<ReplicaState>(slot.state.load()),
@@ -130,7 +134,7 @@ int handle_post(request_rec* r, VhostReplicas& set, SharedState shared) {
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, FPMRNO(00019)
                   "replica '%s' of %s: %s requested through the status handler",
                   replica.c_str(), set.vhost_label.c_str(), action.c_str());
-    return send_json(r, HTTP_OK, render_status_json(collect(set, shared)));
+    return send_json(r, HTTP_OK, render_status_json(collect(r->server, set, shared)));
 }
 
 int status_handler(request_rec* r) {
@@ -144,7 +148,7 @@ int status_handler(request_rec* r) {
         r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
         if (r->method_number == M_GET) {
             if (r->header_only) return send_json(r, HTTP_OK, "");
-            return send_json(r, HTTP_OK, render_status_json(collect(*set, shared)));
+            return send_json(r, HTTP_OK, render_status_json(collect(r->server, *set, shared)));
         }
         if (r->method_number == M_POST) return handle_post(r, *set, shared);
         return HTTP_METHOD_NOT_ALLOWED;

@@ -4,6 +4,7 @@
 // at failover, at the end of the proxy handler, or when the request pool dies.
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "glue.h"
 #include "selection.h"
@@ -36,7 +37,7 @@ Candidate candidate_from(const ReplicaSlot& slot, bool tried) {
 }
 
 struct FinderBaton {
-    RequestSteering* st;
+    RequestState* st;
     SharedState shared;
     int64_t now;
     int best_index;
@@ -60,7 +61,7 @@ int is_better(proxy_worker* current, proxy_worker*, void* baton_v) {
     return 1;
 }
 
-void log_no_usable(request_rec* r, RequestSteering* st, SharedState shared, int64_t now) {
+void log_no_usable(request_rec* r, RequestState* st, SharedState shared, int64_t now) {
     std::string reasons;
     for (size_t i = 0; i < st->set->replicas.size(); ++i) {
         int slot = st->set->slots[i];
@@ -75,16 +76,16 @@ void log_no_usable(request_rec* r, RequestSteering* st, SharedState shared, int6
 }
 
 apr_status_t finish_on_pool_cleanup(void* data) {
-    auto* st = static_cast<RequestSteering*>(data);
+    auto* st = static_cast<RequestState*>(data);
     finish_attempt(st, nullptr, false);
     return APR_SUCCESS;
 }
 
 proxy_worker* find_replica(proxy_balancer* balancer, request_rec* r) {
     try {
-        RequestSteering* st = steering_for(r, true);
+        RequestState* st = request_state(r, true);
         SharedState shared = shared_state();
-        if (!st || !st->set || !shared.valid() || !get_best_worker_fn) {
+        if (!st->set || !shared.valid() || !get_best_worker_fn) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00010)
                           "%s is not a balancer of an FpmReplica virtual host",
                           balancer->s->name);
@@ -147,7 +148,7 @@ const proxy_balancer_method fpm_replica_lbmethod = {
 // been written out to a slow client).
 int on_proxy_request_status(int* status, request_rec* r) {
     try {
-        RequestSteering* st = steering_for(r, false);
+        RequestState* st = request_state(r, false);
         if (st && st->current >= 0) finish_attempt(st, r, *status == HTTP_SERVICE_UNAVAILABLE);
     } catch (...) {
     }
@@ -160,7 +161,7 @@ int map_handler_to_balancer(request_rec* r) {
         if (!r->handler || std::strcmp(r->handler, kHandlerName) != 0) return DECLINED;
         VhostReplicas* set = replicas_for(r->server);
         if (!set) return DECLINED;  // fpm_replica_handler reports it
-        steering_for(r, true);
+        request_state(r, true);
         r->handler = apr_pstrcat(r->pool, "proxy:", set->balancer_url.c_str(), NULL);
         return OK;
     } catch (...) {
@@ -190,19 +191,18 @@ int retrieve_proxy_functions(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* 
 
 }  // namespace
 
-RequestSteering* steering_for(request_rec* r, bool create) {
-    auto* st = static_cast<RequestSteering*>(ap_get_module_config(r->request_config, &fpm_replica_module));
+RequestState* request_state(request_rec* r, bool create) {
+    auto* st = static_cast<RequestState*>(ap_get_module_config(r->request_config, &fpm_replica_module));
     if (st || !create) return st;
-    VhostReplicas* set = replicas_for(r->server);
-    if (!set) return nullptr;
-    st = static_cast<RequestSteering*>(apr_pcalloc(r->pool, sizeof(RequestSteering)));
-    new (st) RequestSteering();
-    st->set = set;
+    // Trivially destructible: the pool frees it without running a destructor.
+    static_assert(std::is_trivially_destructible<RequestState>::value, "pool-owned");
+    st = new (apr_palloc(r->pool, sizeof(RequestState))) RequestState();
+    st->set = replicas_for(r->server);
     ap_set_module_config(r->request_config, &fpm_replica_module, st);
     return st;
 }
 
-void finish_attempt(RequestSteering* st, request_rec* r, bool failed) {
+void finish_attempt(RequestState* st, request_rec* r, bool failed) {
     if (!st || st->current < 0) return;
     int index = st->current;
     st->current = -1;

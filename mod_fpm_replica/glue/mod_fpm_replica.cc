@@ -15,6 +15,10 @@ void* merge_server_config(apr_pool_t* p, void* base_v, void* add_v) {
         apr_pcalloc(p, sizeof(fpmr::glue::ServerConfig)));
     // A vhost's own replicas win; without any it steers to the main server's.
     merged->replicas = add->replicas ? add->replicas : base->replicas;
+    merged->release = add->release ? add->release : base->release;
+    merged->resolve_interval_set = add->resolve_interval_set || base->resolve_interval_set;
+    merged->resolve_interval_us =
+        add->resolve_interval_set ? add->resolve_interval_us : base->resolve_interval_us;
     return merged;
 }
 
@@ -23,6 +27,7 @@ void register_hooks(apr_pool_t* p) {
     fpmr::glue::register_state_hooks(p);
     fpmr::glue::register_steering_hooks(p);
     fpmr::glue::register_status_hooks(p);
+    fpmr::glue::register_pinning_hooks(p);
 }
 
 }  // namespace

@@ -1,0 +1,69 @@
+// Release pinning's resolution: which release directory the release symlink
+// names right now. Read once per request (one readlink, by default), safely
+// from many threads at once; the answer is an immutable object shared by
+// every request that got it, so no request ever sees a torn path.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace fpmr {
+
+struct ReleaseResolution {
+    bool ok = false;
+    std::string release_dir;  // real path of the release directory (no symlink in it)
+    std::string link_target;  // what readlink said (relative targets joined to the link's dir)
+    std::string error;        // one sentence when !ok
+};
+
+class ReleaseResolver {
+public:
+    // `symlink_path`: the release symlink, absolute and normalised.
+    // `reuse_interval_us`: FpmReplicaResolveInterval; 0 reads the link on every call.
+    ReleaseResolver(std::string symlink_path, int64_t reuse_interval_us);
+
+    // The release the symlink names now. Never null.
+    std::shared_ptr<const ReleaseResolution> resolve(int64_t now_us);
+
+    // True once per error-log interval (max(reuse interval, 1 s)) for this
+    // resolver: callers log a failed resolution only when it says so.
+    bool should_log_error(int64_t now_us);
+
+    const std::string& symlink_path() const { return symlink_path_; }
+    int64_t reuse_interval_us() const { return reuse_interval_us_; }
+
+    // A release whose link target is unchanged is re-checked (realpath, is a
+    // directory) at most this often, so a deleted release or an inner link
+    // that changed is noticed within this time while the common case stays
+    // one readlink.
+    static constexpr int64_t kRevalidateUs = 1000000;
+
+private:
+    std::shared_ptr<const ReleaseResolution> resolve_fully(const std::string& link_target);
+
+    const std::string symlink_path_;
+    const int64_t reuse_interval_us_;
+    std::mutex mu_;  // guards the three fields below; held only to copy a pointer
+    std::shared_ptr<const ReleaseResolution> last_;
+    int64_t last_read_us_ = 0;      // last readlink
+    int64_t last_full_us_ = 0;      // last full resolution of last_
+    std::atomic<int64_t> last_error_log_us_{0};
+};
+
+// Path helpers (no filesystem access).
+
+// Absolute, no "." or ".." components, no doubled or trailing slash ("/" stays "/").
+bool is_normalized_absolute_path(std::string_view path);
+// Removes trailing slashes and doubled slashes; returns "" for a relative path
+// or one with "." or ".." components.
+std::string normalize_absolute_path(std::string_view path);
+// `path` equals `dir` or lies under it (component-wise, not string prefix).
+bool path_is_under(std::string_view path, std::string_view dir);
+// Replaces the leading `from` directory of `path` with `to`; `path` must be under `from`.
+std::string rebase_path(std::string_view path, std::string_view from, std::string_view to);
+
+}  // namespace fpmr

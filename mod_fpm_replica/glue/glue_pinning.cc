@@ -1,0 +1,150 @@
+// Release pinning: each request reads the release symlink once, when it
+// starts, and everything served for it (the static file, the PHP script, the
+// DOCUMENT_ROOT and SCRIPT_FILENAME mod_proxy_fcgi sends) comes from that
+// release. Thread-safe: the document root is set per request with
+// ap_set_document_root, never by writing the shared server configuration (as
+// mod_realdoc does, which is only safe under prefork).
+#include <cstring>
+#include <string>
+
+#include "glue.h"
+
+namespace fpmr::glue {
+
+namespace {
+
+const char* configured_document_root(server_rec* s) {
+    auto* core = static_cast<core_server_config*>(ap_get_core_module_config(s->module_config));
+    return core->ap_document_root;
+}
+
+// Binds r to `release_dir`: the per-request document root becomes the
+// configured DocumentRoot rebased from the symlink onto the release.
+void apply_pin(request_rec* r, const ReleaseConfig& release, const char* release_dir) {
+    std::string configured = normalize_absolute_path(configured_document_root(r->server));
+    if (!path_is_under(configured, release.symlink)) return;  // refused at configtest
+    std::string docroot = rebase_path(configured, release.symlink, release_dir);
+    ap_set_document_root(r, apr_pstrmemdup(r->pool, docroot.data(), docroot.size()));
+}
+
+// post_read_request, REALLY_FIRST: before mod_rewrite's translate_name reads
+// %{DOCUMENT_ROOT}, and once per request (subrequests and internal redirects
+// do not run this hook; they inherit in translate_name).
+int pin_request(request_rec* r) {
+    try {
+        ReleaseConfig* release = release_for(r->server);
+        if (!release || !release->resolver) return DECLINED;
+        int64_t now = now_us();
+        auto resolution = release->resolver->resolve(now);
+        RequestState* st = request_state(r, true);
+        if (!resolution->ok) {
+            st->pin_failed = true;
+            if (release->resolver->should_log_error(now)) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00023)
+                              "%s: answering 503 until it names a release directory",
+                              resolution->error.c_str());
+            }
+            return DECLINED;
+        }
+        st->release_dir = apr_pstrmemdup(r->pool, resolution->release_dir.data(),
+                                         resolution->release_dir.size());
+        apply_pin(r, *release, st->release_dir);
+        return DECLINED;
+    } catch (...) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00024)
+                      "internal error while pinning the request to a release");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+// translate_name, REALLY_FIRST: subrequests (DirectoryIndex, SSI) and
+// internal redirects (ErrorDocument, mod_rewrite) get a fresh core request
+// config; they inherit the pin of the request that made them.
+int inherit_pin(request_rec* r) {
+    try {
+        RequestState* st = request_state(r, false);
+        if (st && (st->release_dir || st->pin_failed)) return DECLINED;
+        ReleaseConfig* release = release_for(r->server);
+        if (!release) return DECLINED;
+        for (request_rec* up = r->main ? r->main : r->prev; up; up = up->main ? up->main : up->prev) {
+            RequestState* parent = request_state(up, false);
+            if (!parent || !(parent->release_dir || parent->pin_failed)) continue;
+            st = request_state(r, true);
+            st->release_dir = parent->release_dir;
+            st->pin_failed = parent->pin_failed;
+            if (st->release_dir) apply_pin(r, *release, st->release_dir);
+            break;
+        }
+        return DECLINED;
+    } catch (...) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+// map_to_storage, FIRST: a safety net for file names that did not come from
+// the document root (an Alias or a RewriteRule to a path under the symlink).
+int rebase_filename(request_rec* r) {
+    try {
+        RequestState* st = request_state(r, false);
+        ReleaseConfig* release = release_for(r->server);
+        if (!st || !st->release_dir || !release || !r->filename || r->filename[0] != '/') {
+            return DECLINED;
+        }
+        if (path_is_under(r->filename, release->symlink)) {
+            std::string rebased = rebase_path(r->filename, release->symlink, st->release_dir);
+            r->filename = apr_pstrmemdup(r->pool, rebased.data(), rebased.size());
+        }
+        return DECLINED;
+    } catch (...) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+// fixups: a request whose release could not be resolved gets a clean 503,
+// except the status handler, which must still show what is wrong.
+int refuse_unpinned(request_rec* r) {
+    RequestState* st = request_state(r, false);
+    if (!st || !st->pin_failed) return DECLINED;
+    if (r->handler && std::strcmp(r->handler, "fpm-replica-status") == 0) return DECLINED;
+    return HTTP_SERVICE_UNAVAILABLE;
+}
+
+int create_resolvers(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) {
+    try {
+        for (server_rec* s = main_server; s; s = s->next) {
+            ReleaseConfig* release = release_for(s);
+            if (!release || release->resolver) continue;
+            ServerConfig* conf = server_config(s);
+            release->resolver = std::make_unique<ReleaseResolver>(
+                release->symlink, conf->resolve_interval_set ? conf->resolve_interval_us : 0);
+        }
+        return OK;
+    } catch (...) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_server, FPMRNO(00025)
+                     "internal error while preparing release resolution");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+}  // namespace
+
+std::shared_ptr<const ReleaseResolution> current_release(server_rec* s) {
+    ReleaseConfig* release = release_for(s);
+    if (!release || !release->resolver) return nullptr;
+    auto resolution = release->resolver->resolve(now_us());
+    return resolution->ok ? resolution : nullptr;
+}
+
+void register_pinning_hooks(apr_pool_t*) {
+    ap_hook_post_config(create_resolvers, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_post_read_request(pin_request, nullptr, nullptr, APR_HOOK_REALLY_FIRST);
+    // Before mod_rewrite (APR_HOOK_FIRST) and core's translation (REALLY_LAST).
+    ap_hook_translate_name(inherit_pin, nullptr, nullptr, APR_HOOK_REALLY_FIRST);
+    // Before core's directory walk (REALLY_LAST); mod_proxy's proxy: names are left alone.
+    ap_hook_map_to_storage(rebase_filename, nullptr, nullptr, APR_HOOK_FIRST);
+    // After SetHandler is applied (core fixups, REALLY_FIRST), before our own
+    // handler mapping (LAST).
+    ap_hook_fixups(refuse_unpinned, nullptr, nullptr, APR_HOOK_MIDDLE);
+}
+
+}  // namespace fpmr::glue
