@@ -52,8 +52,10 @@ std::string SocketSpec::fpm_listen() const {
 }
 
 std::string SocketSpec::proxy_url(const std::string& worker_host) const {
-    if (kind == Kind::Unix) return "unix:" + path + "|fcgi://" + worker_host + "/";
-    return "fcgi://" + fpm_listen() + "/";
+    // No trailing slash: mod_proxy_balancer appends the request's path to the
+    // worker name, and php-fpm would otherwise get SCRIPT_FILENAME "//srv/...".
+    if (kind == Kind::Unix) return "unix:" + path + "|fcgi://" + worker_host;
+    return "fcgi://" + fpm_listen();
 }
 
 std::optional<SocketSpec> parse_socket(std::string_view text, std::string* error) {

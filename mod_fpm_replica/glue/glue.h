@@ -51,6 +51,8 @@ inline ReleaseConfig* release_for(server_rec* s) { return server_config(s)->rele
 // The shared block of this httpd instance, set in post_config in the parent
 // before the children fork. Null in `apachectl -t` and before post_config.
 SharedState shared_state();
+// "app.local:8080": the vhost's name and port, as the status document and log lines show it.
+std::string vhost_label(const server_rec* s);
 int64_t now_us();
 
 // What the module knows about one request_rec: the release it is pinned to,

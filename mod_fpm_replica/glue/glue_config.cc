@@ -159,11 +159,10 @@ bool check_document_root(server_rec* s, const ReleaseConfig& release) {
     std::string docroot = normalize_absolute_path(core->ap_document_root ? core->ap_document_root : "");
     if (!docroot.empty() && path_is_under(docroot, release.symlink)) return true;
     ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, FPMRNO(00022)
-                 "FpmReplicaRelease: DocumentRoot '%s' of %s:%u is neither the release symlink "
+                 "FpmReplicaRelease: DocumentRoot '%s' of %s is neither the release symlink "
                  "'%s' nor under it",
                  core->ap_document_root ? core->ap_document_root : "(none)",
-                 s->server_hostname ? s->server_hostname : "?", static_cast<unsigned>(s->port),
-                 release.symlink.c_str());
+                 vhost_label(s).c_str(), release.symlink.c_str());
     return false;
 }
 

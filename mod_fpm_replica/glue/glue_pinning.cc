@@ -83,9 +83,12 @@ int inherit_pin(request_rec* r) {
 
 // map_to_storage, FIRST: a safety net for file names that did not come from
 // the document root (an Alias or a RewriteRule to a path under the symlink).
+// A request whose release did not resolve skips the directory walk (it would
+// log a dangling symlink and answer 403): fixups answer it 503.
 int rebase_filename(request_rec* r) {
     try {
         RequestState* st = request_state(r, false);
+        if (st && st->pin_failed) return OK;
         ReleaseConfig* release = release_for(r->server);
         if (!st || !st->release_dir || !release || !r->filename || r->filename[0] != '/') {
             return DECLINED;

@@ -103,13 +103,6 @@ SharedBlock* obtain_block(server_rec* s) {
         .block();
 }
 
-std::string vhost_label(const server_rec* s) {
-    apr_port_t port = s->port;
-    if (!port && s->addrs) port = s->addrs->host_port;
-    return std::string(s->server_hostname ? s->server_hostname : "localhost") + ":" +
-           std::to_string(port);
-}
-
 // The slot key: stable across graceful restarts for an unchanged vhost and
 // replica name, distinct for distinct vhosts.
 std::string slot_key_prefix(const server_rec* s) {
@@ -173,6 +166,13 @@ int post_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) 
 }
 
 }  // namespace
+
+std::string vhost_label(const server_rec* s) {
+    apr_port_t port = s->port;
+    if (!port && s->addrs) port = s->addrs->host_port;
+    return std::string(s->server_hostname ? s->server_hostname : "localhost") + ":" +
+           std::to_string(port);
+}
 
 SharedState shared_state() {
     return SharedState::adopt(g_block, g_block ? SharedState::bytes_needed() : 0);

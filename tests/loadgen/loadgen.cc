@@ -8,7 +8,7 @@
 //
 // (wall-clock microseconds since the epoch, so a test can relate responses to
 // the moment it killed a process; status 0 means no HTTP response at all:
-// reset, timeout, refused; body is the first 200 bytes on one line).
+// reset, timeout, refused; body is the first 1024 bytes on one line).
 // Only loopback targets are accepted: this tool is for tests on this machine.
 //
 // Usage: fpmr-loadgen --port P --duration SECONDS --out FILE
@@ -258,7 +258,7 @@ private:
 };
 
 std::string one_line(const std::string& s) {
-    std::string out = s.substr(0, 200);
+    std::string out = s.substr(0, 1024);
     for (auto& c : out) {
         if (c == '\t' || c == '\n' || c == '\r') c = ' ';
     }

@@ -19,14 +19,14 @@ TEST_CASE("unix and tcp sockets parse", "[config]") {
     CHECK(u->path == "/run/fpm/a.sock");
     CHECK(u->text() == "unix:/run/fpm/a.sock");
     CHECK(u->fpm_listen() == "/run/fpm/a.sock");
-    CHECK(u->proxy_url("fpmr-1-a") == "unix:/run/fpm/a.sock|fcgi://fpmr-1-a/");
+    CHECK(u->proxy_url("fpmr-1-a") == "unix:/run/fpm/a.sock|fcgi://fpmr-1-a");
 
     auto t = parse_socket("tcp:127.0.0.1:9000", &error);
     REQUIRE(t);
     CHECK(t->host == "127.0.0.1");
     CHECK(t->port == 9000);
     CHECK(t->fpm_listen() == "127.0.0.1:9000");
-    CHECK(t->proxy_url("ignored") == "fcgi://127.0.0.1:9000/");
+    CHECK(t->proxy_url("ignored") == "fcgi://127.0.0.1:9000");
 
     auto v6 = parse_socket("tcp:[::1]:9001", &error);
     REQUIRE(v6);

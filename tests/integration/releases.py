@@ -1,0 +1,70 @@
+"""Release directories for the pinning tests: each release's files carry its
+own id as a literal, so a response can be checked for self-consistency."""
+
+import os
+
+VERSION_PHP = """<?php
+// The script and the file it includes from its own directory must agree.
+$me = '@RID@';
+$inc = include __DIR__ . '/inc.php';
+header('Content-Type: text/plain');
+echo 'release=', $me, ' inc=', $inc, ' docroot={', $_SERVER['DOCUMENT_ROOT'],
+     '} script={', $_SERVER['SCRIPT_FILENAME'], '} path_info=', $_SERVER['PATH_INFO'] ?? '', "\\n";
+"""
+
+INDEX_PHP = """<?php
+header('Content-Type: text/plain');
+echo 'index release=@RID@ uri={', $_SERVER['REQUEST_URI'], "}\\n";
+"""
+
+
+def make_release(app_root, rid):
+    public = os.path.join(app_root, "releases", rid, "public")
+    os.makedirs(public, exist_ok=True)
+    files = {
+        "version.php": VERSION_PHP.replace("@RID@", rid),
+        "inc.php": f"<?php return '{rid}';\n",
+        "index.php": INDEX_PHP.replace("@RID@", rid),
+        "static.txt": f"static release={rid}\n",
+        # A front controller, as Laravel's and Symfony's public/.htaccess do,
+        # which must leave the status location alone, as for mod_status.
+        ".htaccess": "RewriteEngine On\nRewriteCond %{REQUEST_URI} !=/fpm-replica-status\n"
+                     "RewriteCond %{REQUEST_FILENAME} !-f\nRewriteRule ^ index.php [L]\n",
+    }
+    for name, text in files.items():
+        with open(os.path.join(public, name), "w") as f:
+            f.write(text)
+    for d in (app_root, os.path.join(app_root, "releases"), os.path.dirname(public), public):
+        os.chmod(d, 0o755)
+    return os.path.realpath(os.path.dirname(public))
+
+
+def flip(app_root, target):
+    """Atomic deploy: a new link beside `current`, renamed over it."""
+    tmp = os.path.join(app_root, "current.tmp")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.rename(tmp, os.path.join(app_root, "current"))
+
+
+def pinned_vhost(httpd, app_root, extra="", names=("a", "b")):
+    lines = [f"DocumentRoot {app_root}/current/public",
+             f"FpmReplicaRelease {app_root}/current",
+             # Pinned requests are served from the real release path, so
+             # access rules name the releases directory, not the symlink.
+             f"<Directory {app_root}/releases>",
+             "    Require all granted",
+             "    AllowOverride FileInfo",
+             "</Directory>"]
+    for name in names:
+        lines.append(f"FpmReplica {name} unix:{httpd.sock(name)}")
+    lines += ['<FilesMatch "\\.php$">',
+              "    SetHandler fpm-replica",
+              "</FilesMatch>",
+              '<Location "/fpm-replica-status">',
+              "    SetHandler fpm-replica-status",
+              "    Require ip 127.0.0.1",
+              "</Location>",
+              extra]
+    return "\n".join(lines)
