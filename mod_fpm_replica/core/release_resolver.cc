@@ -15,16 +15,11 @@ namespace fpmr {
 ReleaseResolver::ReleaseResolver(std::string symlink_path, int64_t reuse_interval_us)
     : symlink_path_(std::move(symlink_path)), reuse_interval_us_(reuse_interval_us) {}
 
-std::shared_ptr<const ReleaseResolution> ReleaseResolver::resolve(int64_t now_us) {
-    std::shared_ptr<const ReleaseResolution> last;
-    int64_t last_full;
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        last = last_;
-        last_full = last_full_us_;
-        if (last && reuse_interval_us_ > 0 && now_us - last_read_us_ < reuse_interval_us_) {
-            return last;
-        }
+const ReleaseResolution* ReleaseResolver::resolve(int64_t now_us) {
+    const ReleaseResolution* current = current_.load(std::memory_order_acquire);
+    if (current && reuse_interval_us_ > 0 &&
+        now_us - last_read_us_.load(std::memory_order_relaxed) < reuse_interval_us_) {
+        return current;
     }
 
     char buf[PATH_MAX];
@@ -39,29 +34,37 @@ std::shared_ptr<const ReleaseResolution> ReleaseResolver::resolve(int64_t now_us
     } else if (errno == EINVAL) {
         target = symlink_path_;  // a plain directory: it is its own release
     } else {
-        auto failed = std::make_shared<ReleaseResolution>();
+        auto failed = std::make_unique<ReleaseResolution>();
         failed->error = "release symlink '" + symlink_path_ + "' cannot be read: " +
                         std::strerror(errno);
-        std::lock_guard<std::mutex> lock(mu_);
-        last_ = failed;
-        last_read_us_ = last_full_us_ = now_us;
-        return failed;
+        return publish(std::move(failed), now_us);
     }
 
-    if (last && last->ok && last->link_target == target && now_us - last_full < kRevalidateUs) {
-        std::lock_guard<std::mutex> lock(mu_);
-        last_read_us_ = now_us;
-        return last;
+    if (current && current->ok && current->link_target == target &&
+        now_us - last_full_us_.load(std::memory_order_relaxed) < kRevalidateUs) {
+        // Only a reuse interval needs the time of the last read; without one,
+        // skip the store so threads do not bounce its cache line.
+        if (reuse_interval_us_ > 0) last_read_us_.store(now_us, std::memory_order_relaxed);
+        return current;
     }
-    auto fresh = resolve_fully(target);
-    std::lock_guard<std::mutex> lock(mu_);
-    last_ = fresh;
-    last_read_us_ = last_full_us_ = now_us;
-    return fresh;
+    return publish(resolve_fully(target), now_us);
 }
 
-std::shared_ptr<const ReleaseResolution> ReleaseResolver::resolve_fully(const std::string& target) {
-    auto r = std::make_shared<ReleaseResolution>();
+const ReleaseResolution* ReleaseResolver::publish(std::unique_ptr<ReleaseResolution> fresh,
+                                                  int64_t now_us) {
+    last_read_us_.store(now_us, std::memory_order_relaxed);
+    last_full_us_.store(now_us, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(retired_mu_);
+    const ReleaseResolution* current = current_.load(std::memory_order_acquire);
+    if (current && *current == *fresh) return current;
+    const ReleaseResolution* published = fresh.get();
+    answers_.push_back(std::move(fresh));
+    current_.store(published, std::memory_order_release);
+    return published;
+}
+
+std::unique_ptr<ReleaseResolution> ReleaseResolver::resolve_fully(const std::string& target) {
+    auto r = std::make_unique<ReleaseResolution>();
     r->link_target = target;
     // realpath follows the whole chain (relative or absolute links, links
     // inside the target) and returns a path without any symlink in it.

@@ -1,7 +1,10 @@
 // Release pinning's resolution: which release directory the release symlink
 // names right now. Read once per request (one readlink, by default), safely
-// from many threads at once; the answer is an immutable object shared by
-// every request that got it, so no request ever sees a torn path.
+// from many threads at once, without a lock on the common path: the answer
+// is an immutable object published through an atomic pointer and kept alive
+// for the resolver's lifetime, so no request ever sees a torn path. A new
+// object is made only when the answer changes (a deploy), so memory grows by
+// one small object per flip.
 #pragma once
 
 #include <atomic>
@@ -10,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fpmr {
 
@@ -18,6 +22,11 @@ struct ReleaseResolution {
     std::string release_dir;  // real path of the release directory (no symlink in it)
     std::string link_target;  // what readlink said (relative targets joined to the link's dir)
     std::string error;        // one sentence when !ok
+
+    bool operator==(const ReleaseResolution& o) const {
+        return ok == o.ok && release_dir == o.release_dir && link_target == o.link_target &&
+               error == o.error;
+    }
 };
 
 class ReleaseResolver {
@@ -26,8 +35,8 @@ public:
     // `reuse_interval_us`: FpmReplicaResolveInterval; 0 reads the link on every call.
     ReleaseResolver(std::string symlink_path, int64_t reuse_interval_us);
 
-    // The release the symlink names now. Never null.
-    std::shared_ptr<const ReleaseResolution> resolve(int64_t now_us);
+    // The release the symlink names now. Never null; valid as long as the resolver.
+    const ReleaseResolution* resolve(int64_t now_us);
 
     // True once per error-log interval (max(reuse interval, 1 s)) for this
     // resolver: callers log a failed resolution only when it says so.
@@ -43,15 +52,18 @@ public:
     static constexpr int64_t kRevalidateUs = 1000000;
 
 private:
-    std::shared_ptr<const ReleaseResolution> resolve_fully(const std::string& link_target);
+    std::unique_ptr<ReleaseResolution> resolve_fully(const std::string& link_target);
+    // Makes `fresh` the current answer unless it equals the current one.
+    const ReleaseResolution* publish(std::unique_ptr<ReleaseResolution> fresh, int64_t now_us);
 
     const std::string symlink_path_;
     const int64_t reuse_interval_us_;
-    std::mutex mu_;  // guards the three fields below; held only to copy a pointer
-    std::shared_ptr<const ReleaseResolution> last_;
-    int64_t last_read_us_ = 0;      // last readlink
-    int64_t last_full_us_ = 0;      // last full resolution of last_
+    std::atomic<const ReleaseResolution*> current_{nullptr};
+    std::atomic<int64_t> last_read_us_{0};  // last readlink
+    std::atomic<int64_t> last_full_us_{0};  // last full resolution (realpath + stat)
     std::atomic<int64_t> last_error_log_us_{0};
+    std::mutex retired_mu_;  // guards answers_: taken only when the answer changes
+    std::vector<std::unique_ptr<ReleaseResolution>> answers_;  // every answer ever published
 };
 
 // Path helpers (no filesystem access).

@@ -42,6 +42,9 @@ struct ServerConfig {
     ReleaseConfig* release;   // null without FpmReplicaRelease
     int64_t resolve_interval_us;
     int resolve_interval_set;
+    // DocumentRoot relative to the release symlink ("/public", or "" when it
+    // is the symlink itself), computed in post_config for pinned vhosts.
+    const char* pinned_docroot_suffix;
 };
 
 ServerConfig* server_config(server_rec* s);
@@ -82,7 +85,7 @@ void register_pinning_hooks(apr_pool_t* p);
 
 // The release the vhost's symlink names now, or null (no release configured,
 // or it does not resolve).
-std::shared_ptr<const ReleaseResolution> current_release(server_rec* s);
+const ReleaseResolution* current_release(server_rec* s);
 
 extern const command_rec directives[];
 

@@ -20,11 +20,10 @@ const char* configured_document_root(server_rec* s) {
 
 // Binds r to `release_dir`: the per-request document root becomes the
 // configured DocumentRoot rebased from the symlink onto the release.
-void apply_pin(request_rec* r, const ReleaseConfig& release, const char* release_dir) {
-    std::string configured = normalize_absolute_path(configured_document_root(r->server));
-    if (!path_is_under(configured, release.symlink)) return;  // refused at configtest
-    std::string docroot = rebase_path(configured, release.symlink, release_dir);
-    ap_set_document_root(r, apr_pstrmemdup(r->pool, docroot.data(), docroot.size()));
+void apply_pin(request_rec* r, const char* release_dir) {
+    const char* suffix = server_config(r->server)->pinned_docroot_suffix;
+    if (!suffix) return;  // DocumentRoot outside the symlink: refused at configtest
+    ap_set_document_root(r, apr_pstrcat(r->pool, release_dir, suffix, NULL));
 }
 
 // post_read_request, REALLY_FIRST: before mod_rewrite's translate_name reads
@@ -35,7 +34,7 @@ int pin_request(request_rec* r) {
         ReleaseConfig* release = release_for(r->server);
         if (!release || !release->resolver) return DECLINED;
         int64_t now = now_us();
-        auto resolution = release->resolver->resolve(now);
+        const ReleaseResolution* resolution = release->resolver->resolve(now);
         RequestState* st = request_state(r, true);
         if (!resolution->ok) {
             st->pin_failed = true;
@@ -48,7 +47,7 @@ int pin_request(request_rec* r) {
         }
         st->release_dir = apr_pstrmemdup(r->pool, resolution->release_dir.data(),
                                          resolution->release_dir.size());
-        apply_pin(r, *release, st->release_dir);
+        apply_pin(r, st->release_dir);
         return DECLINED;
     } catch (...) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00024)
@@ -72,7 +71,7 @@ int inherit_pin(request_rec* r) {
             st = request_state(r, true);
             st->release_dir = parent->release_dir;
             st->pin_failed = parent->pin_failed;
-            if (st->release_dir) apply_pin(r, *release, st->release_dir);
+            if (st->release_dir) apply_pin(r, st->release_dir);
             break;
         }
         return DECLINED;
@@ -112,12 +111,18 @@ int refuse_unpinned(request_rec* r) {
     return HTTP_SERVICE_UNAVAILABLE;
 }
 
-int create_resolvers(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) {
+int create_resolvers(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* main_server) {
     try {
         for (server_rec* s = main_server; s; s = s->next) {
             ReleaseConfig* release = release_for(s);
-            if (!release || release->resolver) continue;
+            if (!release) continue;
             ServerConfig* conf = server_config(s);
+            std::string docroot = normalize_absolute_path(configured_document_root(s));
+            if (path_is_under(docroot, release->symlink)) {
+                std::string suffix = docroot.substr(release->symlink.size());
+                conf->pinned_docroot_suffix = apr_pstrdup(pconf, suffix.c_str());
+            }
+            if (release->resolver) continue;
             release->resolver = std::make_unique<ReleaseResolver>(
                 release->symlink, conf->resolve_interval_set ? conf->resolve_interval_us : 0);
         }
@@ -131,10 +136,10 @@ int create_resolvers(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_ser
 
 }  // namespace
 
-std::shared_ptr<const ReleaseResolution> current_release(server_rec* s) {
+const ReleaseResolution* current_release(server_rec* s) {
     ReleaseConfig* release = release_for(s);
     if (!release || !release->resolver) return nullptr;
-    auto resolution = release->resolver->resolve(now_us());
+    const ReleaseResolution* resolution = release->resolver->resolve(now_us());
     return resolution->ok ? resolution : nullptr;
 }
 

@@ -212,7 +212,7 @@ class Httpd:
         self.error_log = os.path.join(root, "logs", "error_log")
         self.pid_file = os.path.join(root, "run", "httpd.pid")
         self.started = False
-        self.pids_seen = set()
+        self.main_pid = None
 
     # --- configuration -------------------------------------------------
     def sock(self, name):
@@ -235,7 +235,11 @@ class Httpd:
                  f"Mutex file:{self.root}/run default",
                  f"DefaultRuntimeDir {self.root}/run",
                  "TypesConfig /etc/mime.types",
-                 "DirectoryIndex index.php index.html"]
+                 "DirectoryIndex index.php index.html",
+                 # As Debian's apache2.conf does: no .htaccess lookups unless
+                 # a <Directory> asks for them.
+                 "<Directory />", "    AllowOverride None", "    Require all denied",
+                 "</Directory>"]
         for name, so in (modules or BASE_MODULES):
             if name in skip_modules:
                 continue
@@ -264,7 +268,7 @@ class Httpd:
             raise RuntimeError(f"httpd failed to start: {r.stdout}{r.stderr}{self.read_log()}")
         self.started = True
         wait_for(self._answers, timeout, what="httpd to answer")
-        self.pids_seen.add(self.pid())
+        self.main_pid = wait_for(self.pid, timeout, what="httpd's pid file")
         return self
 
     def _answers(self):
