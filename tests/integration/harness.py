@@ -34,6 +34,15 @@ LOADGEN = os.path.join(BUILD_DIR, "fpmr-loadgen")
 MODULE = os.path.join(BUILD_DIR, "mod_fpm_replica.so")
 RUN_USER = "www-data"
 
+# What httpd and the module log when a replica refuses or drops connections:
+# mod_proxy's connect failures and its "worker in error" lines, and our own
+# hold-off line. Tests that kill or stop a replica expect these.
+REPLICA_DOWN_LOG = (r"AH01079", r"AH00957", r"AH02454", r"AH00959", r"AH00940",
+                    r"FPMR00016", r"FPMR00012")
+# A replica killed while requests were in flight on it also produces these.
+REPLICA_KILLED_LOG = REPLICA_DOWN_LOG + (r"AH01073", r"AH01074", r"AH01075", r"AH01067",
+                                         r"AH10143")
+
 
 def apxs_query(name):
     return subprocess.run([APXS, "-q", name], check=True, capture_output=True,
