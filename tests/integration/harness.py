@@ -31,6 +31,7 @@ FPM_CONF_TEMPLATE = os.path.join(SOURCE_DIR, "tests", "integration", "fpm-replic
 HTTPD_BIN = shutil.which("apache2", path="/usr/sbin:/usr/local/sbin") or shutil.which("httpd")
 APXS = shutil.which("apxs") or shutil.which("apxs2")
 LOADGEN = os.path.join(BUILD_DIR, "fpmr-loadgen")
+HELPER = os.path.join(BUILD_DIR, "fpm-replica-helper")
 MODULE = os.path.join(BUILD_DIR, "mod_fpm_replica.so")
 RUN_USER = "www-data"
 
@@ -114,7 +115,9 @@ class Response:
 class PhpFpm:
     """One php-fpm master ("replica"), started from the shared config file."""
 
-    def __init__(self, root, name, listen, status_listen="", workers=4, extra_env=None):
+    def __init__(self, root, name, listen, status_listen="", workers=4, extra_env=None,
+                 wrapper=None):
+        self.wrapper = wrapper or []   # e.g. fpm-replica-helper spawn ... --
         self.root = root
         self.name = name
         self.listen = listen
@@ -140,7 +143,7 @@ class PhpFpm:
         env.update(self.extra_env)
         # Own session, so a test can SIGKILL the whole process group.
         self.proc = subprocess.Popen(
-            [php_fpm_binary(), "--nodaemonize", "--fpm-config", FPM_CONF_TEMPLATE],
+            self.wrapper + [php_fpm_binary(), "--nodaemonize", "--fpm-config", FPM_CONF_TEMPLATE],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(self.log + ".stderr", "w"), start_new_session=True)
         wait_for(lambda: unix_socket_accepts(self.listen) or self._died(), timeout,

@@ -1,0 +1,71 @@
+// The rules fpm-replica-helper enforces before it touches anything: argument
+// parsing, its configuration file, and which paths are acceptable. No
+// privileged operation here, so Catch2 tests exercise every refusal.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace fpmr::helper {
+
+// Every refusal carries one fixed sentence; the binary prints it and exits 2.
+struct Refusal {
+    std::string message;
+};
+
+struct HelperConfig {
+    std::vector<std::string> release_roots;  // normalised absolute paths
+    std::vector<std::string> stable_paths;
+};
+
+struct SpawnArgs {
+    std::string release;
+    std::string stable_path;
+    std::string config_path;  // empty: the default
+    bool config_given = false;
+    bool read_only = false;
+    std::vector<std::string> command;
+};
+
+struct InspectArgs {
+    int pid = 0;
+    std::string stable_path;
+};
+
+constexpr const char* kDefaultConfigPath = "/etc/fpm-replica/helper.conf";
+
+// argv without the program name and the sub-command. Throws Refusal.
+SpawnArgs parse_spawn_args(const std::vector<std::string>& args);
+InspectArgs parse_inspect_args(const std::vector<std::string>& args);
+
+// The text of helper.conf. Throws Refusal naming the line.
+HelperConfig parse_config(const std::string& text, const std::string& path);
+
+// Ownership and mode rules for the configuration file: owned by root, not
+// writable by group or others, a regular file. Throws Refusal.
+void check_config_file_stat(const std::string& path, unsigned owner_uid, unsigned mode,
+                            bool regular_file);
+
+// A path an operator passed: absolute, no "." or ".." component, no empty
+// component games. Throws Refusal naming `what` ("--release").
+void check_path_syntax(const std::string& what, const std::string& path);
+
+// `real_release` (already resolved, no symlink in it) must lie strictly under
+// one of the release roots (also resolved). Throws Refusal.
+void check_release_allowed(const std::string& given, const std::string& real_release,
+                           const std::vector<std::string>& real_roots);
+
+// The stable path must be listed in the configuration, exactly. Throws Refusal.
+void check_stable_path_allowed(const std::string& stable_path, const HelperConfig& config);
+
+// The environment the command gets: FPM_REPLICA_*, PATH and LANG from `environ`.
+std::vector<std::string> allowed_environment(const std::vector<std::string>& environ_entries);
+
+// The release mounted at `stable_path` in a mountinfo text, as a host path:
+// the bind mount's root joined to where its filesystem is mounted in
+// `host_mountinfo`. Empty when nothing is mounted there.
+std::string release_from_mountinfo(const std::string& process_mountinfo,
+                                   const std::string& host_mountinfo,
+                                   const std::string& stable_path);
+
+}  // namespace fpmr::helper
