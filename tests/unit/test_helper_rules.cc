@@ -5,6 +5,8 @@
 
 using namespace fpmr::helper;
 
+CATCH_TRANSLATE_EXCEPTION(const Refusal& r) { return r.message; }
+
 namespace {
 std::string refusal_of(const std::vector<std::string>& args) {
     try {
@@ -57,7 +59,7 @@ TEST_CASE("unsafe or malformed spawn arguments are refused", "[helper]") {
     CHECK(refusal_of({"--frobnicate", "--", "x"}) == "unknown argument '--frobnicate'");
     CHECK(refusal_of({"--release", "/r", "--stable-path", "/s", "--config", "etc/x", "--", "x"}) ==
           "--config 'etc/x' is not an absolute path");
-    CHECK(refusal_of({"--release", "", "--stable-path", "/s", "--", "x"}) == "--release is empty");
+    CHECK(refusal_of({"--release", "", "--stable-path", "/s", "--", "x"}) == "--release DIR is required");
 }
 
 TEST_CASE("inspect arguments", "[helper]") {
