@@ -45,6 +45,8 @@ struct ServerConfig {
     // DocumentRoot relative to the release symlink ("/public", or "" when it
     // is the symlink itself), computed in post_config for pinned vhosts.
     const char* pinned_docroot_suffix;
+    // FpmReplicaStablePath: namespace mode; php-fpm gets paths under it.
+    const char* stable_path;
 };
 
 ServerConfig* server_config(server_rec* s);
@@ -64,6 +66,7 @@ int64_t now_us();
 struct RequestState {
     const char* release_dir = nullptr;  // pinned release (real path); null when not pinned
     bool pin_failed = false;            // the release symlink could not be resolved
+    bool stable_paths = false;          // namespace mode: php-fpm gets paths under the stable path
 
     VhostReplicas* set = nullptr;
     int current = -1;                  // replica index of the attempt in progress
@@ -82,6 +85,11 @@ void register_state_hooks(apr_pool_t* p);
 void register_steering_hooks(apr_pool_t* p);
 void register_status_hooks(apr_pool_t* p);
 void register_pinning_hooks(apr_pool_t* p);
+
+// Namespace mode: a request pinned to release R that goes to php-fpm gets
+// SCRIPT_FILENAME, DOCUMENT_ROOT and PATH_TRANSLATED under the stable path
+// instead of under R (static files stay served from R).
+void use_stable_paths(request_rec* r, RequestState* st);
 
 // The release the vhost's symlink names now, or null (no release configured,
 // or it does not resolve).

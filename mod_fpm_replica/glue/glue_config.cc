@@ -2,7 +2,12 @@
 // by the core, then turned into the mod_proxy configuration an operator would
 // otherwise write by hand (a balancer member with our lbmethod), executed
 // through mod_proxy's own directives so mod_proxy owns its workers.
+#include <dirent.h>
+#include <sys/stat.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <new>
 #include <string>
 #include <vector>
@@ -152,6 +157,56 @@ const char* set_resolve_interval(cmd_parms* cmd, void*, const char* arg) {
     return nullptr;
 }
 
+const char* set_stable_path(cmd_parms* cmd, void*, const char* arg) {
+    if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
+    std::string path = normalize_absolute_path(arg);
+    if (path.empty() || path == "/") {
+        return fail(cmd, std::string("'") + arg +
+                             "' must be an absolute path without '.' or '..' components");
+    }
+    server_config(cmd->server)->stable_path = apr_pstrdup(cmd->pool, path.c_str());
+    return nullptr;
+}
+
+// The stable path must be an existing, empty directory (the host never sees
+// a release there: the mounts live in the replicas' namespaces), outside the
+// release symlink and the directory holding the releases.
+bool check_stable_path(server_rec* s, const char* stable, const ReleaseConfig* release) {
+    std::string why;
+    struct stat st;
+    std::string releases_dir;
+    if (release) {
+        if (char* real = ::realpath(release->symlink.c_str(), nullptr)) {
+            releases_dir = real;
+            std::free(real);
+            releases_dir = releases_dir.substr(0, releases_dir.rfind('/'));
+        }
+    }
+    if (!release) {
+        why = "needs FpmReplicaRelease in the same virtual host";
+    } else if (path_is_under(stable, release->symlink) ||
+               (!releases_dir.empty() && releases_dir != "/" && path_is_under(stable, releases_dir))) {
+        why = "lies inside the releases ('" + release->symlink + "' or '" + releases_dir + "')";
+    } else if (::lstat(stable, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        why = "is not an existing directory";
+    } else if (DIR* dir = ::opendir(stable)) {
+        for (dirent* e; (e = ::readdir(dir));) {
+            if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+                why = "is not empty";
+                break;
+            }
+        }
+        ::closedir(dir);
+    } else {
+        why = "cannot be read";
+    }
+    if (why.empty()) return true;
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, FPMRNO(00026)
+                 "FpmReplicaStablePath: '%s' of %s %s", stable, vhost_label(s).c_str(),
+                 why.c_str());
+    return false;
+}
+
 // The DocumentRoot of a vhost with FpmReplicaRelease must be the symlink or
 // lie under it: pinning rebases it onto the release the symlink names.
 bool check_document_root(server_rec* s, const ReleaseConfig& release) {
@@ -172,6 +227,9 @@ int check_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server)
         bool ok = true;
         for (server_rec* s = main_server; s; s = s->next) {
             if (ReleaseConfig* release = release_for(s)) ok = check_document_root(s, *release) && ok;
+            if (const char* stable = server_config(s)->stable_path) {
+                ok = check_stable_path(s, stable, release_for(s)) && ok;
+            }
         }
         if (!ok) return !OK;
         for (server_rec* s = main_server; s; s = s->next) {
@@ -222,6 +280,9 @@ const command_rec directives[] = {
                   RSRC_CONF,
                   "FpmReplicaResolveInterval DURATION: how long a resolved release may be reused "
                   "(default 0: read the symlink on every request)"),
+    AP_INIT_TAKE1("FpmReplicaStablePath", as_cmd_func(set_stable_path), nullptr, RSRC_CONF,
+                  "FpmReplicaStablePath DIR: namespace mode; php-fpm receives script paths "
+                  "under DIR, where each replica has its release bind-mounted"),
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
 };
 

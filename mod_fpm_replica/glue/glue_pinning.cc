@@ -71,6 +71,11 @@ int inherit_pin(request_rec* r) {
             st = request_state(r, true);
             st->release_dir = parent->release_dir;
             st->pin_failed = parent->pin_failed;
+            // A subrequest of a request bound for php-fpm in namespace mode
+            // (mod_proxy_fcgi's PATH_TRANSLATED lookup) is mapped and access
+            // checked on the release like any other, and moved under the
+            // stable path in fixups.
+            st->stable_paths = parent->stable_paths;
             if (st->release_dir) apply_pin(r, st->release_dir);
             break;
         }
@@ -103,12 +108,18 @@ int rebase_filename(request_rec* r) {
 }
 
 // fixups: a request whose release could not be resolved gets a clean 503,
-// except the status handler, which must still show what is wrong.
-int refuse_unpinned(request_rec* r) {
+// except the status handler, which must still show what is wrong. A
+// namespace-mode subrequest, access-checked on the release, moves under the
+// stable path.
+int pinning_fixups(request_rec* r) {
     RequestState* st = request_state(r, false);
-    if (!st || !st->pin_failed) return DECLINED;
-    if (r->handler && std::strcmp(r->handler, "fpm-replica-status") == 0) return DECLINED;
-    return HTTP_SERVICE_UNAVAILABLE;
+    if (!st) return DECLINED;
+    if (st->pin_failed) {
+        if (r->handler && std::strcmp(r->handler, "fpm-replica-status") == 0) return DECLINED;
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (r->main && st->stable_paths) use_stable_paths(r, st);
+    return DECLINED;
 }
 
 int create_resolvers(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* main_server) {
@@ -136,6 +147,17 @@ int create_resolvers(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* ma
 
 }  // namespace
 
+void use_stable_paths(request_rec* r, RequestState* st) {
+    const char* stable = server_config(r->server)->stable_path;
+    if (!stable || !st || !st->release_dir) return;
+    if (r->filename && path_is_under(r->filename, st->release_dir)) {
+        std::string moved = rebase_path(r->filename, st->release_dir, stable);
+        r->filename = apr_pstrmemdup(r->pool, moved.data(), moved.size());
+    }
+    apply_pin(r, stable);
+    st->stable_paths = true;
+}
+
 const ReleaseResolution* current_release(server_rec* s) {
     ReleaseConfig* release = release_for(s);
     if (!release || !release->resolver) return nullptr;
@@ -152,7 +174,7 @@ void register_pinning_hooks(apr_pool_t*) {
     ap_hook_map_to_storage(rebase_filename, nullptr, nullptr, APR_HOOK_FIRST);
     // After SetHandler is applied (core fixups, REALLY_FIRST), before our own
     // handler mapping (LAST).
-    ap_hook_fixups(refuse_unpinned, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_fixups(pinning_fixups, nullptr, nullptr, APR_HOOK_MIDDLE);
 }
 
 }  // namespace fpmr::glue

@@ -169,6 +169,23 @@ int map_handler_to_balancer(request_rec* r) {
     }
 }
 
+// Handler, REALLY_FIRST (before mod_proxy's, FIRST): in namespace mode,
+// switch to php-fpm's view of the paths. Here rather than in fixups because
+// mod_dir's DirectoryIndex copies a subrequest's handler and file name into
+// the main request but not its per-request state, after our fixups ran.
+int switch_to_stable_paths(request_rec* r) {
+    try {
+        VhostReplicas* set = replicas_for(r->server);
+        if (!set || !r->handler || std::strncmp(r->handler, "proxy:", 6) != 0 ||
+            set->balancer_url != r->handler + 6) {
+            return DECLINED;
+        }
+        use_stable_paths(r, request_state(r, false));
+    } catch (...) {
+    }
+    return DECLINED;
+}
+
 // Reached only when fixups could not map the request to a balancer.
 int fpm_replica_handler(request_rec* r) {
     if (!r->handler || std::strcmp(r->handler, kHandlerName) != 0) return DECLINED;
@@ -237,6 +254,7 @@ void register_steering_hooks(apr_pool_t* p) {
     ap_hook_post_config(retrieve_proxy_functions, nullptr, nullptr, APR_HOOK_MIDDLE);
     // Last, so SetHandler (core fixups) and mod_rewrite have set r->handler.
     ap_hook_fixups(map_handler_to_balancer, nullptr, nullptr, APR_HOOK_LAST);
+    ap_hook_handler(switch_to_stable_paths, nullptr, nullptr, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(fpm_replica_handler, nullptr, nullptr, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(proxy, request_status, on_proxy_request_status, nullptr, nullptr,
                       APR_HOOK_MIDDLE);

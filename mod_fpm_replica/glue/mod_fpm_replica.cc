@@ -19,6 +19,7 @@ void* merge_server_config(apr_pool_t* p, void* base_v, void* add_v) {
     merged->resolve_interval_set = add->resolve_interval_set || base->resolve_interval_set;
     merged->resolve_interval_us =
         add->resolve_interval_set ? add->resolve_interval_us : base->resolve_interval_us;
+    merged->stable_path = add->stable_path ? add->stable_path : base->stable_path;
     // pinned_docroot_suffix is computed per server in post_config.
     return merged;
 }

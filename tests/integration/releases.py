@@ -9,7 +9,8 @@ $me = '@RID@';
 $inc = include __DIR__ . '/inc.php';
 header('Content-Type: text/plain');
 echo 'release=', $me, ' inc=', $inc, ' docroot={', $_SERVER['DOCUMENT_ROOT'],
-     '} script={', $_SERVER['SCRIPT_FILENAME'], '} path_info=', $_SERVER['PATH_INFO'] ?? '', "\\n";
+     '} script={', $_SERVER['SCRIPT_FILENAME'], '} path_info=', $_SERVER['PATH_INFO'] ?? '',
+     ' path_translated=', $_SERVER['PATH_TRANSLATED'] ?? '', "\\n";
 """
 
 INDEX_PHP = """<?php
