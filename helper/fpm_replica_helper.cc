@@ -187,12 +187,18 @@ void mount_release(const CheckedPaths& paths, bool read_only) {
 // set (what root gets back at exec), then from effective, permitted and
 // inheritable; clear the ambient set; read the result back.
 void drop_capabilities() {
+    // Root regains its bounding set at exec, so for root this step is what
+    // limits php-fpm. A non-root caller of a file-capability install needs
+    // cap_setpcap for it; without it the step is skipped, which is safe for
+    // that caller: a non-root exec gets no capability back (inheritable and
+    // ambient sets are cleared below and NO_NEW_PRIVS ignores file capabilities).
+    const bool is_root = getuid() == 0;
     for (cap_value_t c = 0; c <= CAP_LAST_CAP; ++c) {
         bool kept = false;
         for (cap_value_t k : kKeptCapabilities) kept = kept || k == c;
-        if (!kept && ::prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL) {
-            die_with_error("dropping capability %d from the bounding set", c);
-        }
+        if (kept || ::prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0 || errno == EINVAL) continue;
+        if (errno == EPERM && !is_root) break;
+        die_with_error("dropping capability %d from the bounding set", c);
     }
     cap_t caps = cap_get_proc();
     if (!caps) die_with_error("cap_get_proc");
@@ -220,7 +226,7 @@ void drop_capabilities() {
     cap_flag_value_t admin = CAP_SET;
     cap_get_flag(check, CAP_SYS_ADMIN, CAP_EFFECTIVE, &admin);
     cap_free(check);
-    if (admin == CAP_SET || ::prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0) != 0) {
+    if (admin == CAP_SET || (is_root && ::prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0) != 0)) {
         std::fprintf(stderr, "fpm-replica-helper: CAP_SYS_ADMIN still held after dropping it\n");
         std::exit(kExitFailed);
     }

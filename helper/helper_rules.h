@@ -32,7 +32,12 @@ struct InspectArgs {
     std::string stable_path;
 };
 
-constexpr const char* kDefaultConfigPath = "/etc/fpm-replica/helper.conf";
+// Overridable at build time only for the test build of the binary
+// (fpm-replica-helper-testconf), which must not depend on /etc.
+#ifndef FPMR_HELPER_DEFAULT_CONFIG
+#define FPMR_HELPER_DEFAULT_CONFIG "/etc/fpm-replica/helper.conf"
+#endif
+constexpr const char* kDefaultConfigPath = FPMR_HELPER_DEFAULT_CONFIG;
 
 // argv without the program name and the sub-command. Throws Refusal.
 SpawnArgs parse_spawn_args(const std::vector<std::string>& args);

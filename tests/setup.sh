@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(apache2 apache2-dev libcap-dev catch2 php-fpm libfcgi-bin wrk curl
+PACKAGES=(apache2 apache2-dev libcap-dev libcap2-bin catch2 php-fpm libfcgi-bin wrk curl
           cmake g++ make python3 python3-pytest)
 
 missing=()

@@ -89,9 +89,9 @@ std::unique_ptr<ReleaseResolution> ReleaseResolver::resolve_fully(const std::str
 
 bool ReleaseResolver::should_log_error(int64_t now_us) {
     int64_t every = reuse_interval_us_ > 1000000 ? reuse_interval_us_ : 1000000;
-    int64_t last = last_error_log_us_.load();
+    int64_t last = error_log_clock_->load();
     if (last != 0 && now_us - last < every) return false;
-    return last_error_log_us_.compare_exchange_strong(last, now_us);
+    return error_log_clock_->compare_exchange_strong(last, now_us);
 }
 
 bool is_normalized_absolute_path(std::string_view path) {

@@ -38,9 +38,12 @@ public:
     // The release the symlink names now. Never null; valid as long as the resolver.
     const ReleaseResolution* resolve(int64_t now_us);
 
-    // True once per error-log interval (max(reuse interval, 1 s)) for this
-    // resolver: callers log a failed resolution only when it says so.
+    // True once per error-log interval (max(reuse interval, 1 s)): callers
+    // log a failed resolution only when it says so. `last_logged` is where the
+    // time of the last log line lives; by default this resolver's own, or a
+    // counter in memory shared by every process (see set_error_log_clock).
     bool should_log_error(int64_t now_us);
+    void set_error_log_clock(std::atomic<int64_t>* shared) { error_log_clock_ = shared; }
 
     const std::string& symlink_path() const { return symlink_path_; }
     int64_t reuse_interval_us() const { return reuse_interval_us_; }
@@ -62,6 +65,7 @@ private:
     std::atomic<int64_t> last_read_us_{0};  // last readlink
     std::atomic<int64_t> last_full_us_{0};  // last full resolution (realpath + stat)
     std::atomic<int64_t> last_error_log_us_{0};
+    std::atomic<int64_t>* error_log_clock_ = &last_error_log_us_;
     std::mutex retired_mu_;  // guards answers_: taken only when the answer changes
     std::vector<std::unique_ptr<ReleaseResolution>> answers_;  // every answer ever published
 };

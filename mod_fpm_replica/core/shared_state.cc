@@ -87,6 +87,24 @@ void SharedState::retire_unclaimed(uint32_t generation) {
     }
 }
 
+int SharedState::claim_release(std::string_view symlink_path) {
+    if (!block_ || symlink_path.empty() || symlink_path.size() >= kSlotKeyLength) return -1;
+    for (size_t i = 0; i < kMaxReleaseSlots; ++i) {
+        ReleaseSlot& r = block_->releases[i];
+        if (r.in_use.load() && symlink_path == std::string_view(r.key)) return static_cast<int>(i);
+    }
+    for (size_t i = 0; i < kMaxReleaseSlots; ++i) {
+        ReleaseSlot& r = block_->releases[i];
+        if (r.in_use.load()) continue;
+        std::memset(r.key, 0, sizeof r.key);
+        std::memcpy(r.key, symlink_path.data(), symlink_path.size());
+        r.error_logged_us.store(0);
+        r.in_use.store(1);
+        return static_cast<int>(i);
+    }
+    return -1;
+}
+
 void SharedState::reset_in_flight() {
     if (!block_) return;
     for (auto& s : block_->slots) s.in_flight.store(0);

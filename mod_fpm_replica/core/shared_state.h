@@ -27,8 +27,9 @@ enum class ReplicaState : uint32_t {
 const char* state_name(ReplicaState state);
 
 constexpr uint32_t kSharedMagic = 0x52504d46;  // "FMPR" little-endian
-constexpr uint32_t kLayoutVersion = 1;
+constexpr uint32_t kLayoutVersion = 2;
 constexpr size_t kMaxSlots = 256;
+constexpr size_t kMaxReleaseSlots = 64;
 constexpr size_t kSlotKeyLength = 256;
 constexpr size_t kNonceLength = 32;  // hex characters
 
@@ -52,6 +53,14 @@ struct ReplicaSlot {
     std::atomic<int32_t> pid;            // master pid when known, else 0
 };
 
+// Per release symlink figures every child shares: when its failure was last
+// logged, so a dangling link is logged once per interval, not once per child.
+struct ReleaseSlot {
+    char key[kSlotKeyLength];  // the symlink path; written by the parent only
+    std::atomic<uint32_t> in_use;
+    std::atomic<int64_t> error_logged_us;
+};
+
 struct SharedHeader {
     uint32_t magic;
     uint32_t layout_version;
@@ -64,6 +73,7 @@ struct SharedHeader {
 struct SharedBlock {
     SharedHeader header;
     ReplicaSlot slots[kMaxSlots];
+    ReleaseSlot releases[kMaxReleaseSlots];
 };
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared counters must be lock-free");
@@ -95,6 +105,10 @@ public:
     void retire_unclaimed(uint32_t generation);
     // After a start with no httpd child alive, nothing can be in flight.
     void reset_in_flight();
+    // The release slot of a symlink path, made on first use; -1 when full.
+    // Release slots are never retired: there are few symlinks per instance.
+    int claim_release(std::string_view symlink_path);
+    ReleaseSlot& release_slot(int index) const { return block_->releases[index]; }
 
 private:
     explicit SharedState(SharedBlock* block) : block_(block) {}

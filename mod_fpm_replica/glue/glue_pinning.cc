@@ -136,6 +136,12 @@ int create_resolvers(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* ma
             if (release->resolver) continue;
             release->resolver = std::make_unique<ReleaseResolver>(
                 release->symlink, conf->resolve_interval_set ? conf->resolve_interval_us : 0);
+            // One error line per interval for the whole instance, not per child.
+            SharedState shared = shared_state();
+            int slot = shared.valid() ? shared.claim_release(release->symlink) : -1;
+            if (slot >= 0) {
+                release->resolver->set_error_log_clock(&shared.release_slot(slot).error_logged_us);
+            }
         }
         return OK;
     } catch (...) {
@@ -166,7 +172,8 @@ const ReleaseResolution* current_release(server_rec* s) {
 }
 
 void register_pinning_hooks(apr_pool_t*) {
-    ap_hook_post_config(create_resolvers, nullptr, nullptr, APR_HOOK_MIDDLE);
+    // After the shared block exists (glue_state.cc, MIDDLE).
+    ap_hook_post_config(create_resolvers, nullptr, nullptr, APR_HOOK_LAST);
     ap_hook_post_read_request(pin_request, nullptr, nullptr, APR_HOOK_REALLY_FIRST);
     // Before mod_rewrite (APR_HOOK_FIRST) and core's translation (REALLY_LAST).
     ap_hook_translate_name(inherit_pin, nullptr, nullptr, APR_HOOK_REALLY_FIRST);

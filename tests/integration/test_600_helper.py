@@ -4,6 +4,7 @@ CAP_SYS_ADMIN; every unsafe input refused with exit code 2."""
 
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -169,3 +170,36 @@ def test_inspect_refuses_bad_input(httpd, setup):
         r = subprocess.run([harness.HELPER, "inspect", *argv], capture_output=True, text=True,
                            timeout=10)
         assert r.returncode == 2, (argv, r.stderr)
+
+
+def test_file_capability_install_for_a_non_root_operator(httpd, setup):
+    """The helper installed with file capabilities, run by www-data: it uses
+    its default configuration (a test path in this build), mounts the
+    release, and the command runs as www-data without capabilities."""
+    conf = "/tmp/fpmr-tests/helper-testconf.conf"
+    binary = os.path.join(httpd.root, "fpm-replica-helper")
+    try:
+        with open(conf, "w") as f:
+            f.write(open(setup["conf"]).read())
+        os.chmod(conf, 0o644)
+        shutil.copy(harness.HELPER + "-testconf", binary)
+        os.chmod(binary, 0o755)
+        subprocess.run(["setcap", "cap_sys_admin,cap_setpcap,cap_setuid,cap_setgid,cap_chown,"
+                        "cap_kill,cap_dac_override+ep", binary], check=True, timeout=10)
+        argv = [binary, "spawn", "--release", setup["r1"], "--stable-path", setup["live"], "--",
+                "/bin/sh", "-c", f"id -u; ls {setup['live']}/public; grep CapEff /proc/self/status"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10, preexec_fn=as_www_data)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.split()
+        assert lines[0] == "33"
+        assert "version.php" in lines
+        assert lines[-2:] == ["CapEff:", "0000000000000000"]
+        # With file capabilities a non-root caller still cannot pick a configuration.
+        r = subprocess.run([binary, "spawn", "--config", setup["conf"], "--release", setup["r1"],
+                            "--stable-path", setup["live"], "--", "true"],
+                           capture_output=True, text=True, timeout=10, preexec_fn=as_www_data)
+        assert r.returncode == 2 and "--config is accepted only from root" in r.stderr
+        assert os.listdir(setup["live"]) == []
+    finally:
+        if os.path.exists(conf):
+            os.unlink(conf)

@@ -138,6 +138,17 @@ TEST_CASE("errors are logged once per interval", "[release]") {
     CHECK(res.should_log_error(10 + 1000000));
 }
 
+TEST_CASE("resolvers sharing an error-log clock log once between them", "[release]") {
+    std::atomic<int64_t> shared_clock{0};
+    ReleaseResolver one("/nonexistent/current", 0), two("/nonexistent/current", 0);
+    one.set_error_log_clock(&shared_clock);
+    two.set_error_log_clock(&shared_clock);
+    CHECK(one.should_log_error(10));
+    CHECK_FALSE(two.should_log_error(11));
+    CHECK(two.should_log_error(10 + 1000000));
+    CHECK_FALSE(one.should_log_error(10 + 1000001));
+}
+
 TEST_CASE("concurrent flips: every answer is a whole, real release", "[release][stress]") {
     TempTree t;
     std::string r1 = t.mkdir("releases/r1");

@@ -85,3 +85,16 @@ TEST_CASE("in-flight counting is exact under concurrent threads", "[shared]") {
     for (auto& t : threads) t.join();
     CHECK(st.slot(slot).in_flight.load() == 0);
 }
+
+TEST_CASE("release slots are found again by their symlink path", "[shared]") {
+    Memory m;
+    auto st = SharedState::format(m.data(), SharedState::bytes_needed(), "n");
+    int a = st.claim_release("/srv/a/current");
+    int b = st.claim_release("/srv/b/current");
+    REQUIRE(a >= 0);
+    REQUIRE(b >= 0);
+    CHECK(a != b);
+    CHECK(st.claim_release("/srv/a/current") == a);
+    for (size_t i = 2; i < kMaxReleaseSlots; ++i) st.claim_release("/x" + std::to_string(i));
+    CHECK(st.claim_release("/one/too/many") == -1);
+}
