@@ -47,7 +47,16 @@ struct ServerConfig {
     const char* pinned_docroot_suffix;
     // FpmReplicaStablePath: namespace mode; php-fpm gets paths under it.
     const char* stable_path;
+    // Supervision: FpmReplicaSpawn, FpmReplicaHelper, FpmReplicaDrainTimeout.
+    const char* spawn_command;   // as written; split when the supervisor starts
+    const char* helper_path;     // null: kDefaultHelperPath
+    const char* helper_config;   // null: the helper's default
+    int64_t drain_timeout_us;
+    int drain_timeout_set;
 };
+
+constexpr const char* kDefaultHelperPath = "/usr/libexec/fpm-replica-helper";
+constexpr int64_t kDefaultDrainTimeoutUs = 60 * 1000000LL;
 
 ServerConfig* server_config(server_rec* s);
 inline VhostReplicas* replicas_for(server_rec* s) { return server_config(s)->replicas; }
@@ -85,6 +94,7 @@ void register_state_hooks(apr_pool_t* p);
 void register_steering_hooks(apr_pool_t* p);
 void register_status_hooks(apr_pool_t* p);
 void register_pinning_hooks(apr_pool_t* p);
+void register_supervisor_hooks(apr_pool_t* p);
 
 // Namespace mode: a request pinned to release R that goes to php-fpm gets
 // SCRIPT_FILENAME, DOCUMENT_ROOT and PATH_TRANSLATED under the stable path

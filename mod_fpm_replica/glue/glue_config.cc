@@ -14,6 +14,7 @@
 
 #include "glue.h"
 #include "selection.h"
+#include "supervision.h"
 
 namespace fpmr::glue {
 
@@ -168,6 +169,50 @@ const char* set_stable_path(cmd_parms* cmd, void*, const char* arg) {
     return nullptr;
 }
 
+const char* set_spawn(cmd_parms* cmd, void*, const char* arg) {
+    if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
+    std::string error;
+    auto words = split_command(arg, &error);
+    if (!words) return fail(cmd, std::string("'") + arg + "' " + error);
+    if ((*words)[0].empty() || (*words)[0][0] != '/') {
+        return fail(cmd, std::string("'") + arg + "' must start with the absolute path of php-fpm");
+    }
+    server_config(cmd->server)->spawn_command = apr_pstrdup(cmd->pool, arg);
+    return nullptr;
+}
+
+const char* set_helper(cmd_parms* cmd, void*, const char* path, const char* option) {
+    if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
+    if (normalize_absolute_path(path).empty()) {
+        return fail(cmd, std::string("'") + path + "' must be an absolute path");
+    }
+    ServerConfig* conf = server_config(cmd->server);
+    conf->helper_path = apr_pstrdup(cmd->pool, path);
+    conf->helper_config = nullptr;
+    if (option) {
+        std::string opt = option;
+        if (opt.rfind("config=", 0) != 0 || normalize_absolute_path(opt.substr(7)).empty()) {
+            return fail(cmd, "'" + opt + "' is not config=/absolute/path");
+        }
+        conf->helper_config = apr_pstrdup(cmd->pool, opt.c_str() + 7);
+    }
+    return nullptr;
+}
+
+const char* set_drain_timeout(cmd_parms* cmd, void*, const char* arg) {
+    if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
+    std::string error;
+    auto us = parse_duration_us(arg, &error);
+    if (!us) return fail(cmd, error);
+    if (*us < 1000000 || *us > 3600LL * 1000000) {
+        return fail(cmd, std::string("'") + arg + "' must be between 1s and 1h");
+    }
+    ServerConfig* conf = server_config(cmd->server);
+    conf->drain_timeout_us = *us;
+    conf->drain_timeout_set = 1;
+    return nullptr;
+}
+
 // The stable path must be an existing, empty directory (the host never sees
 // a release there: the mounts live in the replicas' namespaces), outside the
 // release symlink and the directory holding the releases.
@@ -283,6 +328,15 @@ const command_rec directives[] = {
     AP_INIT_TAKE1("FpmReplicaStablePath", as_cmd_func(set_stable_path), nullptr, RSRC_CONF,
                   "FpmReplicaStablePath DIR: namespace mode; php-fpm receives script paths "
                   "under DIR, where each replica has its release bind-mounted"),
+    AP_INIT_TAKE1("FpmReplicaSpawn", as_cmd_func(set_spawn), nullptr, RSRC_CONF,
+                  "FpmReplicaSpawn \"COMMAND\": the module starts and supervises this vhost's "
+                  "replicas with COMMAND (php-fpm in the foreground)"),
+    AP_INIT_TAKE12("FpmReplicaHelper", as_cmd_func(set_helper), nullptr, RSRC_CONF,
+                   "FpmReplicaHelper PATH [config=FILE]: the fpm-replica-helper binary and the "
+                   "configuration file passed to it"),
+    AP_INIT_TAKE1("FpmReplicaDrainTimeout", as_cmd_func(set_drain_timeout), nullptr, RSRC_CONF,
+                  "FpmReplicaDrainTimeout DURATION: how long a stopping replica may finish its "
+                  "requests before it is killed (default 60s)"),
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
 };
 

@@ -139,7 +139,12 @@ int post_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) 
             keys_seen.insert(prefix);
             for (size_t i = 0; i < set->replicas.size(); ++i) {
                 std::string key = prefix + "|" + set->replicas[i].name;
-                int slot = state.claim(key, generation, ReplicaState::Ready);
+                // A supervised replica takes no request until the supervisor
+                // has seen it answer; one started by someone else is assumed up.
+                ReplicaState initial = server_config(set->defined_in)->spawn_command
+                                           ? ReplicaState::Starting
+                                           : ReplicaState::Ready;
+                int slot = state.claim(key, generation, initial);
                 if (slot < 0) {
                     ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, FPMRNO(00006)
                                  "no free shared slot for replica '%s' (at most %lu replicas "

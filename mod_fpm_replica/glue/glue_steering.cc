@@ -235,9 +235,9 @@ void finish_attempt(RequestState* st, request_rec* r, bool failed) {
         if (r) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, FPMRNO(00016)
                           "replica '%s' of %s failed a request; leaving it out of rotation "
-                          "for %lldms",
+                          "for %" APR_INT64_T_FMT "ms",
                           st->set->replicas[index].name.c_str(), st->set->vhost_label.c_str(),
-                          static_cast<long long>(kRefusedRetryUs / 1000));
+                          static_cast<apr_int64_t>(kRefusedRetryUs / 1000));
         }
     } else if (r && slot.retry_at_us.load(std::memory_order_relaxed) != 0) {
         slot.retry_at_us.store(0);

@@ -20,6 +20,12 @@ void* merge_server_config(apr_pool_t* p, void* base_v, void* add_v) {
     merged->resolve_interval_us =
         add->resolve_interval_set ? add->resolve_interval_us : base->resolve_interval_us;
     merged->stable_path = add->stable_path ? add->stable_path : base->stable_path;
+    merged->spawn_command = add->spawn_command ? add->spawn_command : base->spawn_command;
+    merged->helper_path = add->helper_path ? add->helper_path : base->helper_path;
+    merged->helper_config = add->helper_path ? add->helper_config : base->helper_config;
+    merged->drain_timeout_set = add->drain_timeout_set || base->drain_timeout_set;
+    merged->drain_timeout_us =
+        add->drain_timeout_set ? add->drain_timeout_us : base->drain_timeout_us;
     // pinned_docroot_suffix is computed per server in post_config.
     return merged;
 }
@@ -30,6 +36,7 @@ void register_hooks(apr_pool_t* p) {
     fpmr::glue::register_steering_hooks(p);
     fpmr::glue::register_status_hooks(p);
     fpmr::glue::register_pinning_hooks(p);
+    fpmr::glue::register_supervisor_hooks(p);
 }
 
 }  // namespace

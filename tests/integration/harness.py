@@ -27,6 +27,7 @@ SOURCE_DIR = os.environ.get(
 BUILD_DIR = os.environ.get("FPMR_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
 PHP_DIR = os.path.join(SOURCE_DIR, "tests", "php")
 FPM_CONF_TEMPLATE = os.path.join(SOURCE_DIR, "tests", "integration", "fpm-replica.conf")
+FPM_SUPERVISED_CONF = os.path.join(SOURCE_DIR, "tests", "integration", "fpm-supervised.conf")
 
 HTTPD_BIN = shutil.which("apache2", path="/usr/sbin:/usr/local/sbin") or shutil.which("httpd")
 APXS = shutil.which("apxs") or shutil.which("apxs2")
@@ -225,6 +226,7 @@ class Httpd:
         self.pid_file = os.path.join(root, "run", "httpd.pid")
         self.started = False
         self.main_pid = None
+        self.replica_pids = set()  # masters seen in status documents (supervised ones)
 
     # --- configuration -------------------------------------------------
     def sock(self, name):
@@ -324,6 +326,16 @@ class Httpd:
         self.stop()
         for fpm in self.fpms:
             fpm.stop()
+        # Supervised masters must be gone with httpd; whatever a failed test
+        # left behind is killed here, by the pids the status handler reported.
+        for pid in self.replica_pids:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    is_fpm = b"php-fpm" in f.read()
+                if is_fpm and pid_alive(pid):
+                    os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     # --- HTTP ---------------------------------------------------------------
     def url(self, path):
@@ -350,7 +362,9 @@ class Httpd:
     def status(self, path="/fpm-replica-status"):
         r = self.get(path)
         assert r.status == 200, r.text
-        return r.json()
+        doc = r.json()
+        self.replica_pids.update(rep["pid"] for rep in doc["replicas"] if rep["pid"])
+        return doc
 
     def replica(self, name, path="/fpm-replica-status"):
         for rep in self.status(path)["replicas"]:

@@ -1,0 +1,131 @@
+"""Supervised replicas (FpmReplicaSpawn): started by the module, ready once
+they answer, restarted with backoff when they die, kept across graceful
+restarts without duplicates, stopped with httpd."""
+
+import os
+import signal
+import time
+
+import harness
+from vhosts import steering_vhost
+
+
+def spawn_vhost(httpd, command=None, extra=""):
+    command = command or f"{harness.php_fpm_binary()} --nodaemonize --fpm-config {harness.FPM_SUPERVISED_CONF}"
+    body = steering_vhost(httpd)
+    lines = []
+    for name in ("a", "b"):
+        body = body.replace(f"FpmReplica {name} unix:{httpd.sock(name)}",
+                            f"FpmReplica {name} unix:{httpd.sock(name)} "
+                            f"status=unix:{httpd.sock(name)}.status")
+    lines.append(body)
+    lines.append(f'FpmReplicaSpawn "{command}"')
+    lines.append("FpmReplicaDrainTimeout 5s")
+    lines.append(extra)
+    return "\n".join(lines)
+
+
+def all_ready(httpd):
+    reps = httpd.status()["replicas"]
+    return reps if all(r["state"] == "ready" and r["pid"] for r in reps) else None
+
+
+def fpm_masters_of(supervisor_pid):
+    """php-fpm masters whose parent is the supervisor."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if ppid == supervisor_pid and b"php-fpm" in cmd:
+            out.append(int(entry))
+    return sorted(out)
+
+
+def supervisor_pid(httpd):
+    pid = int(open(f"/proc/{httpd.replica('a')['pid']}/stat").read().rsplit(")", 1)[1].split()[1])
+    return pid
+
+
+def test_replicas_start_serve_and_are_children_of_one_supervisor(httpd):
+    httpd.write_config(spawn_vhost(httpd))
+    httpd.start()
+    reps = harness.wait_for(lambda: all_ready(httpd), 15, what="both replicas ready")
+    sup = supervisor_pid(httpd)
+    assert sup != httpd.main_pid
+    assert fpm_masters_of(sup) == sorted(r["pid"] for r in reps)
+    served = {httpd.get("/fast.php").text.split()[1] for _ in range(6)}
+    assert served == {"replica=a", "replica=b"}
+    assert [r["restarts"] for r in reps] == [0, 0]
+
+
+def test_a_killed_replica_is_restarted_with_a_new_pid(httpd):
+    httpd.write_config(spawn_vhost(httpd))
+    httpd.start()
+    harness.wait_for(lambda: all_ready(httpd), 15, what="both replicas ready")
+    old = httpd.replica("b")["pid"]
+    httpd.expect_log(*harness.REPLICA_KILLED_LOG, r"FPMR00028")
+    os.killpg(old, signal.SIGKILL)
+    for _ in range(5):
+        assert httpd.get("/fast.php").status == 200
+    reps = harness.wait_for(lambda: all_ready(httpd), 10, what="b restarted")
+    b = reps[1]
+    assert b["pid"] != old and b["restarts"] == 1
+    assert len(fpm_masters_of(supervisor_pid(httpd))) == 2
+
+
+def test_graceful_restart_keeps_the_replicas_without_duplicates(httpd):
+    httpd.write_config(spawn_vhost(httpd))
+    httpd.start()
+    before = harness.wait_for(lambda: all_ready(httpd), 15, what="both replicas ready")
+    sup = supervisor_pid(httpd)
+    for _ in range(2):
+        httpd.graceful()
+        after = harness.wait_for(lambda: all_ready(httpd), 10, what="replicas ready after graceful")
+        assert [r["pid"] for r in after] == [r["pid"] for r in before]
+        assert supervisor_pid(httpd) == sup
+        assert fpm_masters_of(sup) == sorted(r["pid"] for r in before)
+    assert httpd.get("/fast.php").status == 200
+
+
+def test_stop_leaves_no_master(httpd):
+    httpd.write_config(spawn_vhost(httpd))
+    httpd.start()
+    reps = harness.wait_for(lambda: all_ready(httpd), 15, what="both replicas ready")
+    sup = supervisor_pid(httpd)
+    pids = [r["pid"] for r in reps]
+    httpd.stop()
+    harness.wait_for(lambda: not any(harness.pid_alive(p) for p in pids + [sup]), 15,
+                     what="masters and supervisor gone after stop")
+
+
+def test_a_replica_that_keeps_crashing_is_marked_failed(httpd):
+    httpd.write_config(spawn_vhost(httpd, command="/bin/false"))
+    httpd.start()
+    httpd.expect_log(r"FPMR00027", r"FPMR00028", r"FPMR00009", r"AH01170")
+    harness.wait_for(lambda: all(r["state"] == "failed" for r in httpd.status()["replicas"]), 20,
+                     what="both replicas failed")
+    t0 = time.monotonic()
+    assert httpd.get("/fast.php").status == 503
+    assert time.monotonic() - t0 < 1.0
+    log = httpd.read_log()
+    assert "crashed 5 times within a minute: marked failed" in log
+
+
+def test_bad_supervision_directives_are_refused(httpd):
+    for line, message in [
+        ('FpmReplicaSpawn "php-fpm -F"', "must start with the absolute path of php-fpm"),
+        ("FpmReplicaSpawn \"/usr/sbin/php-fpm 'x\"", "unclosed single quote"),
+        ("FpmReplicaHelper helper", "'helper' must be an absolute path"),
+        ("FpmReplicaHelper /usr/libexec/fpm-replica-helper conf=/x", "is not config=/absolute/path"),
+        ("FpmReplicaDrainTimeout 0", "must be between 1s and 1h"),
+    ]:
+        httpd.write_config(steering_vhost(httpd) + "\n" + line)
+        r = httpd.configtest()
+        assert r.returncode != 0 and message in r.stderr, (line, r.stderr)
