@@ -58,6 +58,12 @@ std::string SocketSpec::proxy_url(const std::string& worker_host) const {
     return "fcgi://" + fpm_listen();
 }
 
+SocketSpec SocketSpec::alternate() const {
+    SocketSpec alt = *this;
+    if (kind == Kind::Unix) alt.path += ".alt";
+    return alt;
+}
+
 std::optional<SocketSpec> parse_socket(std::string_view text, std::string* error) {
     SocketSpec spec;
     if (starts_with(text, "unix:")) {

@@ -26,6 +26,10 @@ struct SocketSpec {
     // so that two unix sockets never collapse into one mod_proxy worker.
     std::string proxy_url(const std::string& worker_host) const;
 
+    // The socket a supervised replica's replacement listens on while the
+    // current master still serves: "<path>.alt" (unix sockets only).
+    SocketSpec alternate() const;
+
     bool operator==(const SocketSpec& o) const {
         return kind == o.kind && path == o.path && host == o.host && port == o.port;
     }
@@ -38,12 +42,14 @@ struct ReplicaSpec {
     std::optional<SocketSpec> probe;   // dedicated small pool for the probe lane
 };
 
-// Longest unix socket path mod_proxy accepts for a worker.
-constexpr size_t kMaxUnixPathLength = 95;
+// Longest unix socket path: mod_proxy accepts 95 characters for a worker,
+// and a supervised replica's alternate socket appends ".alt".
+constexpr size_t kMaxUnixPathLength = 91;
 // Longest replica name; names become part of mod_proxy worker host names.
 constexpr size_t kMaxReplicaNameLength = 32;
-// Replicas per vhost: the per-request "already tried" set is a 64-bit mask.
-constexpr size_t kMaxReplicasPerVhost = 64;
+// Replicas per vhost: each has up to two balancer members and the
+// per-request "already tried" set is a 64-bit mask over members.
+constexpr size_t kMaxReplicasPerVhost = 32;
 
 // Each parser returns std::nullopt and fills *error with one plain sentence
 // (no directive prefix: the caller adds "FpmReplica ..." context).

@@ -75,6 +75,7 @@ int SharedState::claim(std::string_view key, uint32_t generation, ReplicaState i
     s.last_pick.store(0);
     s.retry_at_us.store(0);
     s.pid.store(0);
+    s.restart_requested.store(0);
     s.claimed_generation.store(generation);
     s.in_use.store(1);
     return chosen;

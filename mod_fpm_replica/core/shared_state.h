@@ -27,7 +27,7 @@ enum class ReplicaState : uint32_t {
 const char* state_name(ReplicaState state);
 
 constexpr uint32_t kSharedMagic = 0x52504d46;  // "FMPR" little-endian
-constexpr uint32_t kLayoutVersion = 2;
+constexpr uint32_t kLayoutVersion = 3;
 constexpr size_t kMaxSlots = 256;
 constexpr size_t kMaxReleaseSlots = 64;
 constexpr size_t kSlotKeyLength = 256;
@@ -51,6 +51,7 @@ struct ReplicaSlot {
     std::atomic<uint64_t> last_pick;     // pick sequence number: rotates ties
     std::atomic<int64_t> retry_at_us;    // refused a connection: 0 = healthy, else skip until then
     std::atomic<int32_t> pid;            // master pid when known, else 0
+    std::atomic<uint32_t> restart_requested;  // bumped by the status handler's restart action
 };
 
 // Per release symlink figures every child shares: when its failure was last
@@ -68,6 +69,7 @@ struct SharedHeader {
     uint32_t reserved;
     char nonce[kNonceLength + 1];         // random per httpd start; guards POST on the status handler
     std::atomic<uint64_t> pick_sequence;  // source of ReplicaSlot::last_pick
+    std::atomic<uint32_t> config_generation;  // httpd's generation: bumped at every restart
 };
 
 struct SharedBlock {

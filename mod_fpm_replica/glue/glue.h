@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <memory>
+#include <optional>
 
 #include "config_parse.h"
 #include "release_resolver.h"
@@ -18,15 +19,31 @@ namespace fpmr::glue {
 // The replicas one virtual host declared. Owned by the configuration pool
 // (deleted by its cleanup); a vhost without FpmReplica lines inherits the
 // main server's set, pointer and all.
+// One mod_proxy balancer member of a replica. Every replica has its primary
+// member (its configured socket); a supervised replica on a unix socket also
+// has an alternate one ("<socket>.alt"), so its replacement can start and
+// become ready while the old master still serves.
+struct Member {
+    int replica = 0;                   // index into VhostReplicas::replicas
+    bool alternate = false;
+    SocketSpec socket;
+    std::optional<SocketSpec> status;
+    std::string route;                 // "a", or "a.alt" ('.' never occurs in a name)
+    int slot = -1;                     // shared slot; bound in post_config
+};
+
 struct VhostReplicas {
     std::string id;                    // "fpmr-1a2b3c4d", from where the vhost is defined
     std::string balancer_url;          // "balancer://fpmr-1a2b3c4d"
     std::vector<ReplicaSpec> replicas; // in declaration order
-    std::vector<int> slots;            // shared slot per replica; bound in post_config
+    std::vector<Member> members;       // primaries in replica order, then alternates
     std::string vhost_label;           // "app.local:8080", for the status document
     server_rec* defined_in = nullptr;
 
     int index_of(const char* name) const;
+    int member_of_route(const char* route) const;
+    // The replica's member with `alternate`, or -1.
+    int member_of(int replica, bool alternate) const;
 };
 
 // FpmReplicaRelease of one virtual host (or of the main server, inherited).
@@ -95,6 +112,8 @@ void register_steering_hooks(apr_pool_t* p);
 void register_status_hooks(apr_pool_t* p);
 void register_pinning_hooks(apr_pool_t* p);
 void register_supervisor_hooks(apr_pool_t* p);
+// The running replica supervisor's pid, or 0.
+pid_t running_supervisor_pid();
 
 // Namespace mode: a request pinned to release R that goes to php-fpm gets
 // SCRIPT_FILENAME, DOCUMENT_ROOT and PATH_TRANSLATED under the stable path

@@ -70,6 +70,29 @@ const char* fail(cmd_parms* cmd, const std::string& message) {
     return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", message.c_str(), NULL);
 }
 
+// Declares one balancer member of a replica to mod_proxy. Each member gets
+// its own worker host name (mod_proxy collapses unix sockets that share one,
+// "Sharing worker"), and route= lets the finder map a worker back to it.
+const char* add_member(cmd_parms* cmd, VhostReplicas* set, size_t replica, bool alternate) {
+    const ReplicaSpec& spec = set->replicas[replica];
+    if (alternate && spec.socket.kind != SocketSpec::Kind::Unix) return nullptr;  // restarts in place
+    Member m;
+    m.replica = static_cast<int>(replica);
+    m.alternate = alternate;
+    m.socket = alternate ? spec.socket.alternate() : spec.socket;
+    if (spec.status) m.status = alternate ? spec.status->alternate() : *spec.status;
+    m.route = alternate ? spec.name + ".alt" : spec.name;
+    std::string worker_host = set->id + "-" + spec.name + (alternate ? "-alt" : "");
+    std::string member = set->balancer_url + " " + m.socket.proxy_url(worker_host) +
+                         " route=" + m.route + " retry=" +
+                         std::to_string(kRefusedRetryUs / 1000000);  // whole seconds only
+    if (const char* err = run_proxy_directive(cmd, "BalancerMember", member)) {
+        return fail(cmd, spec.name + ": mod_proxy refused the member: " + err);
+    }
+    set->members.push_back(m);
+    return nullptr;
+}
+
 const char* set_replica(cmd_parms* cmd, void*, int argc, char* const argv[]) {
     try {
         if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
@@ -97,24 +120,18 @@ const char* set_replica(cmd_parms* cmd, void*, int argc, char* const argv[]) {
         error = check_replica_conflicts(set->replicas, *spec);
         if (!error.empty()) return fail(cmd, error);
 
-        // Each member gets its own worker host name: mod_proxy collapses unix
-        // sockets that share one ("Sharing worker"), and route= lets the
-        // finder map a worker back to its replica.
-        std::string worker_host = set->id + "-" + spec->name;
-        std::string member = set->balancer_url + " " + spec->socket.proxy_url(worker_host) +
-                             " route=" + spec->name + " retry=" +
-                             std::to_string(kRefusedRetryUs / 1000000);  // whole seconds only
-        if (const char* err = run_proxy_directive(cmd, "BalancerMember", member)) {
-            return fail(cmd, spec->name + ": mod_proxy refused the member: " + err);
+        bool first = set->replicas.empty();
+        set->replicas.push_back(*spec);
+        if (const char* err = add_member(cmd, set, set->replicas.size() - 1, false)) return err;
+        if (server_config(cmd->server)->spawn_command) {
+            if (const char* err = add_member(cmd, set, set->replicas.size() - 1, true)) return err;
         }
-        if (set->replicas.empty()) {
+        if (first) {
             std::string params = set->balancer_url + " lbmethod=" + kLbMethodName;
             if (const char* err = run_proxy_directive(cmd, "ProxySet", params)) {
                 return fail(cmd, std::string("mod_proxy refused the balancer: ") + err);
             }
         }
-        set->replicas.push_back(*spec);
-        set->slots.push_back(-1);
         return nullptr;
     } catch (const std::exception& e) {
         return fail(cmd, std::string("internal error: ") + e.what());
@@ -177,7 +194,15 @@ const char* set_spawn(cmd_parms* cmd, void*, const char* arg) {
     if ((*words)[0].empty() || (*words)[0][0] != '/') {
         return fail(cmd, std::string("'") + arg + "' must start with the absolute path of php-fpm");
     }
-    server_config(cmd->server)->spawn_command = apr_pstrdup(cmd->pool, arg);
+    ServerConfig* conf = server_config(cmd->server);
+    if (conf->spawn_command) return fail(cmd, "given twice in this virtual host");
+    conf->spawn_command = apr_pstrdup(cmd->pool, arg);
+    // Replicas declared before this line get their alternate members now.
+    if (VhostReplicas* set = conf->replicas) {
+        for (size_t i = 0; i < set->replicas.size(); ++i) {
+            if (const char* err = add_member(cmd, set, i, true)) return err;
+        }
+    }
     return nullptr;
 }
 
@@ -302,6 +327,21 @@ int VhostReplicas::index_of(const char* name) const {
     if (!name) return -1;
     for (size_t i = 0; i < replicas.size(); ++i) {
         if (replicas[i].name == name) return static_cast<int>(i);
+    }
+    return -1;
+}
+
+int VhostReplicas::member_of_route(const char* route) const {
+    if (!route) return -1;
+    for (size_t i = 0; i < members.size(); ++i) {
+        if (members[i].route == route) return static_cast<int>(i);
+    }
+    return -1;
+}
+
+int VhostReplicas::member_of(int replica, bool alternate) const {
+    for (size_t i = 0; i < members.size(); ++i) {
+        if (members[i].replica == replica && members[i].alternate == alternate) return static_cast<int>(i);
     }
     return -1;
 }

@@ -43,8 +43,9 @@ std::string random_nonce(server_rec* s) {
 }
 
 // Whether any process whose parent is this one (an httpd child of an older
-// generation) is still alive: if none is, nothing can be in flight.
-bool any_child_alive() {
+// generation; the replica supervisor does not count) is still alive: if none
+// is, nothing can be in flight.
+bool any_child_alive(pid_t except) {
     pid_t me = getpid();
     DIR* proc = opendir("/proc");
     if (!proc) return true;  // cannot tell: keep the counts
@@ -64,7 +65,8 @@ bool any_child_alive() {
         if (!close) continue;
         char state;
         long ppid;
-        if (std::sscanf(close + 1, " %c %ld", &state, &ppid) == 2 && ppid == me && state != 'Z') {
+        if (std::sscanf(close + 1, " %c %ld", &state, &ppid) == 2 && ppid == me && state != 'Z' &&
+            std::atol(e->d_name) != except) {
             found = true;
             break;
         }
@@ -123,7 +125,7 @@ int post_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) 
         g_block = obtain_block(main_server);
         if (!g_block) return HTTP_INTERNAL_SERVER_ERROR;
         SharedState state = shared_state();
-        if (!any_child_alive()) state.reset_in_flight();
+        if (!any_child_alive(running_supervisor_pid())) state.reset_in_flight();
 
         auto generation = static_cast<uint32_t>(ap_state_query(AP_SQ_CONFIG_GEN));
         std::set<std::string> keys_seen;
@@ -137,31 +139,34 @@ int post_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) 
                 prefix = slot_key_prefix(set->defined_in) + " #" + std::to_string(dup);
             }
             keys_seen.insert(prefix);
-            for (size_t i = 0; i < set->replicas.size(); ++i) {
-                std::string key = prefix + "|" + set->replicas[i].name;
+            for (Member& m : set->members) {
+                std::string key = prefix + "|" + m.route;
                 // A supervised replica takes no request until the supervisor
-                // has seen it answer; one started by someone else is assumed up.
-                ReplicaState initial = server_config(set->defined_in)->spawn_command
-                                           ? ReplicaState::Starting
-                                           : ReplicaState::Ready;
+                // has seen it answer; one started by someone else is assumed
+                // up. An alternate member serves only during a replacement.
+                ReplicaState initial = !server_config(set->defined_in)->spawn_command
+                                           ? ReplicaState::Ready
+                                           : m.alternate ? ReplicaState::Stopped
+                                                         : ReplicaState::Starting;
                 int slot = state.claim(key, generation, initial);
                 if (slot < 0) {
                     ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, FPMRNO(00006)
-                                 "no free shared slot for replica '%s' (at most %lu replicas "
-                                 "per httpd instance)",
-                                 set->replicas[i].name.c_str(),
-                                 static_cast<unsigned long>(kMaxSlots));
+                                 "no free shared slot for replica '%s' (at most %lu balancer "
+                                 "members per httpd instance)",
+                                 m.route.c_str(), static_cast<unsigned long>(kMaxSlots));
                     return HTTP_INTERNAL_SERVER_ERROR;
                 }
-                set->slots[i] = slot;
+                m.slot = slot;
                 ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, FPMRNO(00007)
-                             "replica '%s' (%s) of %s uses shared slot %d",
-                             set->replicas[i].name.c_str(),
-                             set->replicas[i].socket.text().c_str(), set->vhost_label.c_str(),
+                             "replica member '%s' (%s) of %s uses shared slot %d",
+                             m.route.c_str(), m.socket.text().c_str(), set->vhost_label.c_str(),
                              slot);
             }
         }
         state.retire_unclaimed(generation);
+        // Tells a running supervisor that httpd restarted (graceful or not):
+        // it replaces its replicas one by one.
+        state.block()->header.config_generation.store(generation);
         return OK;
     } catch (...) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_server, FPMRNO(00008)

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "glue.h"
@@ -40,31 +41,51 @@ int32_t listener_pid(const SocketSpec& socket) {
     return pid;
 }
 
+// Which member a replica shows in the status document: the one that serves
+// (ready), else the one coming up, else the one going away; the primary on ties.
+int display_rank(ReplicaState st) {
+    switch (st) {
+        case ReplicaState::Ready: return 0;
+        case ReplicaState::Starting: return 1;
+        case ReplicaState::Draining: return 2;
+        case ReplicaState::Failed: return 3;
+        case ReplicaState::Stopped: return 4;
+    }
+    return 5;
+}
+
 VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared) {
     VhostStatus status;
     status.vhost = set.vhost_label;
     status.nonce = shared.nonce();
     if (auto release = current_release(s)) status.release = release->release_dir;
     for (size_t i = 0; i < set.replicas.size(); ++i) {
-        const ReplicaSpec& spec = set.replicas[i];
         ReplicaStatus r;
-        r.name = spec.name;
-        r.socket = spec.socket.text();
+        r.name = set.replicas[i].name;
         // Realpath mode: every replica serves whatever release a request is
         // pinned to, which for new requests is the current one.
         r.release = status.release;
-        if (set.slots[i] >= 0) {
-            const ReplicaSlot& slot = shared.slot(set.slots[i]);
-            r.state = reported_state(static_cast<ReplicaState>(slot.state.load()),
-                                     slot.retry_at_us.load());
-            r.in_flight = slot.in_flight.load();
-            r.requests = slot.requests.load();
-            r.failures = slot.failures.load();
-            r.restarts = slot.restarts.load();
-            int32_t pid = slot.pid.load();
-            if (pid == 0) pid = listener_pid(spec.socket);
-            if (pid > 0) r.pid = pid;
+        int shown = -1, shown_rank = 99;
+        for (const Member& m : set.members) {
+            if (m.replica != static_cast<int>(i) || m.slot < 0) continue;
+            const ReplicaSlot& slot = shared.slot(m.slot);
+            ReplicaState st = reported_state(static_cast<ReplicaState>(slot.state.load()),
+                                             slot.retry_at_us.load());
+            r.in_flight += slot.in_flight.load();
+            r.requests += slot.requests.load();
+            r.failures += slot.failures.load();
+            r.restarts += slot.restarts.load();
+            if (display_rank(st) < shown_rank) {
+                shown_rank = display_rank(st);
+                shown = m.slot;
+                r.state = st;
+                r.socket = m.socket.text();
+                int32_t pid = slot.pid.load();
+                if (pid == 0) pid = listener_pid(m.socket);
+                r.pid = pid > 0 ? std::optional<int32_t>(pid) : std::nullopt;
+            }
         }
+        if (shown < 0) r.socket = set.replicas[i].socket.text();
         status.replicas.push_back(std::move(r));
     }
     return status;
@@ -114,19 +135,27 @@ int handle_post(request_rec* r, VhostReplicas& set, SharedState shared) {
         return send_error(r, HTTP_BAD_REQUEST, "cannot read the form body");
     }
     int index = set.index_of(replica.c_str());
-    if (index < 0 || set.slots[index] < 0) {
+    int primary = index < 0 ? -1 : set.member_of(index, false);
+    if (primary < 0 || set.members[primary].slot < 0) {
         return send_error(r, HTTP_NOT_FOUND, "unknown replica '" + replica + "'");
     }
-    ReplicaSlot& slot = shared.slot(set.slots[index]);
-    if (action == "drain") {
-        slot.state.store(static_cast<uint32_t>(ReplicaState::Draining));
-    } else if (action == "undrain") {
-        uint32_t draining = static_cast<uint32_t>(ReplicaState::Draining);
-        slot.state.compare_exchange_strong(draining, static_cast<uint32_t>(ReplicaState::Ready));
+    const uint32_t ready = static_cast<uint32_t>(ReplicaState::Ready);
+    const uint32_t draining = static_cast<uint32_t>(ReplicaState::Draining);
+    if (action == "drain" || action == "undrain") {
+        for (const Member& m : set.members) {
+            if (m.replica != index || m.slot < 0) continue;
+            uint32_t expected = action == "drain" ? ready : draining;
+            shared.slot(m.slot).state.compare_exchange_strong(expected,
+                                                              action == "drain" ? draining : ready);
+        }
     } else if (action == "restart") {
-        return send_error(r, HTTP_CONFLICT,
-                          "replica '" + replica + "' is not supervised (no FpmReplicaSpawn): "
-                          "restart it yourself");
+        if (!server_config(set.defined_in)->spawn_command) {
+            return send_error(r, HTTP_CONFLICT,
+                              "replica '" + replica + "' is not supervised (no FpmReplicaSpawn): "
+                              "restart it yourself");
+        }
+        // The supervisor replaces it (new master ready first, old one drained).
+        shared.slot(set.members[primary].slot).restart_requested.fetch_add(1);
     } else {
         return send_error(r, HTTP_BAD_REQUEST,
                           "unknown action '" + action + "' (drain, undrain or restart)");

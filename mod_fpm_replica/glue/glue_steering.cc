@@ -48,9 +48,9 @@ struct FinderBaton {
 // itself holds in error or draining; we add our shared view on top.
 int is_better(proxy_worker* current, proxy_worker*, void* baton_v) {
     auto* baton = static_cast<FinderBaton*>(baton_v);
-    int index = baton->st->set->index_of(current->s->route);
+    int index = baton->st->set->member_of_route(current->s->route);
     if (index < 0) return 0;  // a member we did not declare (balancer-manager?)
-    int slot = baton->st->set->slots[index];
+    int slot = baton->st->set->members[index].slot;
     if (slot < 0) return 0;
     Candidate c = candidate_from(baton->shared.slot(slot),
                                  (baton->st->tried_mask >> index) & 1u);
@@ -63,12 +63,14 @@ int is_better(proxy_worker* current, proxy_worker*, void* baton_v) {
 
 void log_no_usable(request_rec* r, RequestState* st, SharedState shared, int64_t now) {
     std::string reasons;
-    for (size_t i = 0; i < st->set->replicas.size(); ++i) {
-        int slot = st->set->slots[i];
-        if (slot < 0) continue;
-        Candidate c = candidate_from(shared.slot(slot), (st->tried_mask >> i) & 1u);
+    for (size_t i = 0; i < st->set->members.size(); ++i) {
+        const Member& m = st->set->members[i];
+        if (m.slot < 0) continue;
+        Candidate c = candidate_from(shared.slot(m.slot), (st->tried_mask >> i) & 1u);
+        // An idle alternate member is not news: say so only when it matters.
+        if (m.alternate && c.state == ReplicaState::Stopped) continue;
         if (!reasons.empty()) reasons += ", ";
-        reasons += st->set->replicas[i].name + " " + unusable_reason(check_usable(c, now), c.state);
+        reasons += m.route + " " + unusable_reason(check_usable(c, now), c.state);
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00009)
                   "no usable replica for %s (%s): answering 503",
@@ -102,12 +104,12 @@ proxy_worker* find_replica(proxy_balancer* balancer, request_rec* r) {
                 ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00011)
                               "replica '%s' failed after receiving a %s request; not "
                               "replaying it on another replica",
-                              st->set->replicas[failed].name.c_str(), r->method);
+                              st->set->members[failed].route.c_str(), r->method);
                 return nullptr;
             }
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, FPMRNO(00012)
                           "replica '%s' failed before answering; trying another replica",
-                          st->set->replicas[failed].name.c_str());
+                          st->set->members[failed].route.c_str());
         } else {
             st->gateway_env_preexisting = apr_table_get(r->subprocess_env, "GATEWAY_INTERFACE") != nullptr;
         }
@@ -118,7 +120,8 @@ proxy_worker* find_replica(proxy_balancer* balancer, request_rec* r) {
             log_no_usable(r, st, shared, baton.now);
             return nullptr;
         }
-        ReplicaSlot& slot = shared.slot(st->set->slots[baton.best_index]);
+        const Member& chosen = st->set->members[baton.best_index];
+        ReplicaSlot& slot = shared.slot(chosen.slot);
         slot.in_flight.fetch_add(1);
         slot.requests.fetch_add(1, std::memory_order_relaxed);
         slot.last_pick.store(shared.block()->header.pick_sequence.fetch_add(1) + 1,
@@ -127,7 +130,7 @@ proxy_worker* find_replica(proxy_balancer* balancer, request_rec* r) {
             apr_pool_cleanup_register(r->pool, st, finish_on_pool_cleanup, apr_pool_cleanup_null);
         }
         st->current = baton.best_index;
-        apr_table_setn(r->notes, "fpm-replica", st->set->replicas[baton.best_index].name.c_str());
+        apr_table_setn(r->notes, "fpm-replica", st->set->replicas[chosen.replica].name.c_str());
         return worker;
     } catch (...) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00013)
@@ -225,7 +228,8 @@ void finish_attempt(RequestState* st, request_rec* r, bool failed) {
     st->current = -1;
     st->tried_mask |= uint64_t{1} << index;
     SharedState shared = shared_state();
-    int slot_index = st->set->slots[index];
+    const Member& member = st->set->members[index];
+    int slot_index = member.slot;
     if (!shared.valid() || slot_index < 0) return;
     ReplicaSlot& slot = shared.slot(slot_index);
     slot.in_flight.fetch_sub(1);
@@ -236,14 +240,14 @@ void finish_attempt(RequestState* st, request_rec* r, bool failed) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, FPMRNO(00016)
                           "replica '%s' of %s failed a request; leaving it out of rotation "
                           "for %" APR_INT64_T_FMT "ms",
-                          st->set->replicas[index].name.c_str(), st->set->vhost_label.c_str(),
+                          member.route.c_str(), st->set->vhost_label.c_str(),
                           static_cast<apr_int64_t>(kRefusedRetryUs / 1000));
         }
     } else if (r && slot.retry_at_us.load(std::memory_order_relaxed) != 0) {
         slot.retry_at_us.store(0);
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, FPMRNO(00017)
                       "replica '%s' of %s answers again; back in rotation",
-                      st->set->replicas[index].name.c_str(), st->set->vhost_label.c_str());
+                      member.route.c_str(), st->set->vhost_label.c_str());
     }
 }
 

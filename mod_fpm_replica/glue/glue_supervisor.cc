@@ -4,10 +4,15 @@
 // once its socket answers, restarts it with backoff when it dies (failed
 // after repeated quick crashes), and stops them all when httpd stops.
 //
-// Not built yet (see the supervision issue): rolling replacement on
-// `apachectl graceful` (a running supervisor keeps the replica set and
-// commands it started with), release-aware routing and deploys in namespace
-// mode, the FastCGI ping as the readiness test.
+// Every restart of httpd (`apachectl graceful`) and the status handler's
+// restart action replace replicas one at a time: the new master starts on the
+// replica's alternate socket, takes new requests once it answers, and the old
+// one is stopped when its in-flight count reaches zero (or the drain timeout).
+//
+// Not built yet (see the supervision issue): a running supervisor keeps the
+// replica set and FpmReplicaSpawn command it started with (changing those
+// needs a stop and start); release-aware routing and deploys in namespace
+// mode; the FastCGI ping as the readiness test.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -41,18 +46,38 @@ struct RetainedSupervisor {
     int64_t drain_timeout_us;  // of the running supervisor
 };
 
-// One supervised replica, as the supervisor process sees it.
-struct Job {
+// One balancer member of a supervised replica: a socket a master can serve on.
+struct MemberRun {
     int slot = -1;
+    SocketSpec socket;
+    std::optional<SocketSpec> status;
+    pid_t pid = 0;
+    int64_t started_us = 0;
+    bool stopping = false;   // we asked it to stop: its exit is no crash
+    int64_t kill_at_us = 0;  // SIGKILL if still running then
+};
+
+// One supervised replica, as the supervisor process sees it. `active` is the
+// member that serves; during a replacement the other one starts, and once it
+// is ready the active one drains and stops.
+struct Job {
     std::string vhost;
     SpawnRequest request;          // release_dir filled at each start
     std::string release_symlink;   // "" without FpmReplicaRelease
-    pid_t pid = 0;
-    int64_t started_us = 0;
+    std::vector<MemberRun> members;  // [0] primary, [1] alternate (unix sockets)
+    int active = 0;
     int64_t next_start_us = 0;
     bool failed = false;
     bool ever_started = false;
     RestartBackoff backoff;
+    uint32_t restart_seen = 0;     // restart_requested value already handled
+    bool replace_pending = false;  // a rolling replacement is due
+    enum class Phase { Idle, StartingNew, DrainingOld } phase = Phase::Idle;
+    int64_t phase_deadline_us = 0;
+
+    const std::string& name() const { return request.replica.name; }
+    MemberRun& current() { return members[active]; }
+    MemberRun& spare() { return members[members.size() > 1 ? 1 - active : active]; }
 };
 
 volatile sig_atomic_t g_stop_requested = 0;
@@ -132,112 +157,287 @@ void sleep_us(int64_t us) {
     ::nanosleep(&ts, nullptr);
 }
 
-// The supervisor's life. Never returns.
-[[noreturn]] void supervise(server_rec* s, std::vector<Job> jobs, int64_t drain_timeout_us) {
-    SharedState shared = shared_state();
-    auto slot_of = [&](Job& j) -> ReplicaSlot& { return shared.slot(j.slot); };
-    auto set_state = [&](Job& j, ReplicaState st) {
-        slot_of(j).state.store(static_cast<uint32_t>(st));
-    };
+// How long a replacement master may take to answer before the replacement
+// is abandoned (the current master keeps serving).
+constexpr int64_t kStartTimeoutUs = 30 * 1000000LL;
+// How long a master asked to stop (SIGQUIT) may take before SIGKILL.
+constexpr int64_t kStopGraceUs = 10 * 1000000LL;
 
-    while (!g_stop_requested) {
-        int64_t now = now_us();
+class Supervisor {
+public:
+    Supervisor(server_rec* s, std::vector<Job> jobs, int64_t drain_timeout_us)
+        : s_(s), jobs_(std::move(jobs)), drain_timeout_us_(drain_timeout_us),
+          shared_(shared_state()) {
+        generation_seen_ = shared_.block()->header.config_generation.load();
+        for (Job& j : jobs_) j.restart_seen = slot(j.members[0]).restart_requested.load();
+    }
+
+    [[noreturn]] void run() {
+        while (!g_stop_requested) {
+            int64_t now = now_us();
+            reap(now);
+            notice_replacement_requests();
+            for (Job& j : jobs_) start_if_due(j, now);
+            for (Job& j : jobs_) check_ready(j, now);
+            advance_replacement(now);
+            sleep_us(kTickUs);
+        }
+        stop_all();
+        ::_exit(0);
+    }
+
+private:
+    ReplicaSlot& slot(MemberRun& m) { return shared_.slot(m.slot); }
+    void set_state(MemberRun& m, ReplicaState st) { slot(m).state.store(static_cast<uint32_t>(st)); }
+    ReplicaState state(MemberRun& m) { return static_cast<ReplicaState>(slot(m).state.load()); }
+
+    pid_t start_member(Job& j, MemberRun& m, int64_t now) {
+        j.request.release_dir = resolve_release(j.release_symlink);
+        SpawnRequest req = j.request;
+        req.replica.socket = m.socket;
+        req.replica.status = m.status;
+        pid_t pid = start_replica(plan_spawn(req));
+        if (pid <= 0) return 0;
+        m.pid = pid;
+        m.started_us = now;
+        m.stopping = false;
+        slot(m).pid.store(pid);
+        slot(m).retry_at_us.store(0);
+        set_state(m, ReplicaState::Starting);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00029)
+                     "started replica '%s' of %s on %s: pid %d%s%s", j.name().c_str(),
+                     j.vhost.c_str(), m.socket.text().c_str(), pid,
+                     j.request.release_dir.empty() ? "" : ", release ", j.request.release_dir.c_str());
+        return pid;
+    }
+
+    void reap(int64_t now) {
         int status;
         for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
-            for (Job& j : jobs) {
-                if (j.pid != pid) continue;
-                ::kill(-pid, SIGKILL);  // workers of a master that died
-                j.pid = 0;
-                slot_of(j).pid.store(0);
-                int64_t again = j.backoff.on_exit(now, now - j.started_us);
-                std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
-                                                    : "was killed by signal " + std::to_string(WTERMSIG(status));
-                if (again < 0) {
-                    j.failed = true;
-                    set_state(j, ReplicaState::Failed);
-                    ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, FPMRNO(00027)
-                                 "replica '%s' of %s (pid %d) %s; it crashed %d times within a "
-                                 "minute: marked failed, not restarted",
-                                 j.request.replica.name.c_str(), j.vhost.c_str(), pid, how.c_str(),
-                                 j.backoff.crashes());
-                } else {
-                    j.next_start_us = again;
-                    set_state(j, ReplicaState::Starting);
-                    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, FPMRNO(00028)
-                                 "replica '%s' of %s (pid %d) %s; restarting it in %" APR_INT64_T_FMT "ms",
-                                 j.request.replica.name.c_str(), j.vhost.c_str(), pid, how.c_str(),
-                                 static_cast<apr_int64_t>((again - now) / 1000));
+            for (Job& j : jobs_) {
+                for (size_t mi = 0; mi < j.members.size(); ++mi) {
+                    MemberRun& m = j.members[mi];
+                    if (m.pid != pid) continue;
+                    ::kill(-pid, SIGKILL);  // workers of a master that is gone
+                    m.pid = 0;
+                    slot(m).pid.store(0);
+                    if (m.stopping) {
+                        set_state(m, ReplicaState::Stopped);
+                        if (j.phase == Job::Phase::DrainingOld && static_cast<int>(mi) == j.active) {
+                            finish_replacement(j);
+                        }
+                        continue;
+                    }
+                    on_crash(j, static_cast<int>(mi), pid, status, now);
                 }
             }
         }
-        for (Job& j : jobs) {
-            if (j.pid || j.failed || now < j.next_start_us) continue;
-            j.request.release_dir = resolve_release(j.release_symlink);
-            SpawnPlan plan = plan_spawn(j.request);
-            j.pid = start_replica(plan);
-            if (j.pid < 0) {
-                j.pid = 0;
-                j.next_start_us = now + RestartBackoff::kFirstDelayUs;
-                continue;
-            }
-            j.started_us = now;
-            if (j.ever_started) slot_of(j).restarts.fetch_add(1);
-            j.ever_started = true;
-            slot_of(j).pid.store(j.pid);
-            set_state(j, ReplicaState::Starting);
-            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, FPMRNO(00029)
-                         "started replica '%s' of %s: pid %d%s%s", j.request.replica.name.c_str(),
-                         j.vhost.c_str(), j.pid, j.request.release_dir.empty() ? "" : ", release ",
-                         j.request.release_dir.c_str());
-        }
-        for (Job& j : jobs) {
-            if (!j.pid || slot_of(j).state.load() != static_cast<uint32_t>(ReplicaState::Starting)) continue;
-            if (socket_accepts(j.request.replica.socket)) {
-                slot_of(j).retry_at_us.store(0);
-                set_state(j, ReplicaState::Ready);
-                ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, FPMRNO(00030)
-                             "replica '%s' of %s (pid %d) is ready", j.request.replica.name.c_str(),
-                             j.vhost.c_str(), j.pid);
-            }
-        }
-        sleep_us(kTickUs);
     }
 
-    // httpd is stopping: php-fpm's graceful stop (SIGQUIT) for every master,
-    // then SIGKILL for whatever is left after the drain timeout.
-    for (Job& j : jobs) {
-        set_state(j, ReplicaState::Draining);
-        if (j.pid) ::kill(j.pid, SIGQUIT);
+    void on_crash(Job& j, int member, pid_t pid, int status, int64_t now) {
+        MemberRun& m = j.members[member];
+        std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                                            : "was killed by signal " + std::to_string(WTERMSIG(status));
+        if (member != j.active) {
+            // The replacement died before taking over: keep the current master.
+            set_state(m, ReplicaState::Stopped);
+            j.phase = Job::Phase::Idle;
+            j.replace_pending = false;
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00037)
+                         "replacement of replica '%s' of %s failed: its new master (pid %d) %s; "
+                         "the current master keeps serving", j.name().c_str(), j.vhost.c_str(),
+                         pid, how.c_str());
+            return;
+        }
+        int64_t again = j.backoff.on_exit(now, now - m.started_us);
+        if (again < 0) {
+            j.failed = true;
+            set_state(m, ReplicaState::Failed);
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00027)
+                         "replica '%s' of %s (pid %d) %s; it crashed %d times within a minute: "
+                         "marked failed, not restarted", j.name().c_str(), j.vhost.c_str(), pid,
+                         how.c_str(), j.backoff.crashes());
+        } else {
+            j.next_start_us = again;
+            set_state(m, ReplicaState::Starting);
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s_, FPMRNO(00028)
+                         "replica '%s' of %s (pid %d) %s; restarting it in %" APR_INT64_T_FMT "ms",
+                         j.name().c_str(), j.vhost.c_str(), pid, how.c_str(),
+                         static_cast<apr_int64_t>((again - now) / 1000));
+        }
     }
-    int64_t deadline = now_us() + drain_timeout_us;
-    auto running = [&] {
-        int n = 0;
-        for (Job& j : jobs) n += j.pid != 0;
-        return n;
-    };
-    while (running() && now_us() < deadline) {
-        int status;
-        for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
-            for (Job& j : jobs) {
-                if (j.pid == pid) ::kill(-pid, SIGKILL), j.pid = 0;
+
+    // A restart of httpd replaces every replica; the status handler's
+    // restart action replaces one.
+    void notice_replacement_requests() {
+        uint32_t generation = shared_.block()->header.config_generation.load();
+        bool restarted = generation != generation_seen_;
+        generation_seen_ = generation;
+        for (Job& j : jobs_) {
+            uint32_t requested = slot(j.members[0]).restart_requested.load();
+            if (restarted || requested != j.restart_seen) j.replace_pending = true;
+            j.restart_seen = requested;
+        }
+    }
+
+    void start_if_due(Job& j, int64_t now) {
+        MemberRun& m = j.current();
+        if (m.pid || j.failed || now < j.next_start_us) return;
+        if (!start_member(j, m, now)) {
+            j.next_start_us = now + RestartBackoff::kFirstDelayUs;
+            return;
+        }
+        if (j.ever_started) slot(j.members[0]).restarts.fetch_add(1);
+        j.ever_started = true;
+    }
+
+    void check_ready(Job& j, int64_t now) {
+        for (MemberRun& m : j.members) {
+            if (!m.pid || m.stopping || state(m) != ReplicaState::Starting) continue;
+            if (!socket_accepts(m.socket)) continue;
+            if (&m != &j.current() && j.phase == Job::Phase::StartingNew) {
+                // The replacement answers: it takes new requests, the old
+                // master gets none from now on and stops once it is empty.
+                set_state(m, ReplicaState::Ready);
+                set_state(j.current(), ReplicaState::Draining);
+                j.phase = Job::Phase::DrainingOld;
+                j.phase_deadline_us = now + drain_timeout_us_;
+                ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00038)
+                             "replica '%s' of %s: new master (pid %d) ready, draining the old "
+                             "one (pid %d)", j.name().c_str(), j.vhost.c_str(), m.pid,
+                             j.current().pid);
+                continue;
+            }
+            set_state(m, ReplicaState::Ready);
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00030)
+                         "replica '%s' of %s (pid %d) is ready", j.name().c_str(), j.vhost.c_str(),
+                         m.pid);
+        }
+    }
+
+    // One replacement at a time: at most one master more than configured.
+    void advance_replacement(int64_t now) {
+        Job* rolling = nullptr;
+        for (Job& j : jobs_) {
+            if (j.phase != Job::Phase::Idle) rolling = &j;
+        }
+        if (!rolling) {
+            for (Job& j : jobs_) {
+                if (!j.replace_pending) continue;
+                j.replace_pending = false;
+                MemberRun& cur = j.current();
+                if (j.failed || !cur.pid || state(cur) != ReplicaState::Ready) {
+                    // Not serving: a plain (re)start is the replacement.
+                    j.failed = false;
+                    j.backoff.reset();
+                    if (cur.pid) stop_member(cur, now);
+                    j.next_start_us = now;
+                    continue;
+                }
+                if (j.members.size() < 2) {
+                    // A tcp replica has no alternate socket: restart in place.
+                    stop_member(cur, now);
+                    j.next_start_us = now;
+                    continue;
+                }
+                if (!start_member(j, j.spare(), now)) continue;
+                j.phase = Job::Phase::StartingNew;
+                j.phase_deadline_us = now + kStartTimeoutUs;
+                rolling = &j;
+                break;
+            }
+            return;
+        }
+        Job& j = *rolling;
+        if (j.phase == Job::Phase::StartingNew && now >= j.phase_deadline_us) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00039)
+                         "replacement of replica '%s' of %s did not answer within %ds; the "
+                         "current master keeps serving", j.name().c_str(), j.vhost.c_str(),
+                         static_cast<int>(kStartTimeoutUs / 1000000));
+            stop_member(j.spare(), now);
+            j.phase = Job::Phase::Idle;
+        } else if (j.phase == Job::Phase::DrainingOld) {
+            MemberRun& old = j.current();
+            bool empty = slot(old).in_flight.load() <= 0;
+            if (!old.stopping && (empty || now >= j.phase_deadline_us)) {
+                if (!empty) {
+                    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s_, FPMRNO(00040)
+                                 "replica '%s' of %s: old master (pid %d) still has %" APR_INT64_T_FMT
+                                 " requests after the drain timeout; stopping it anyway",
+                                 j.name().c_str(), j.vhost.c_str(), old.pid,
+                                 static_cast<apr_int64_t>(slot(old).in_flight.load()));
+                }
+                stop_member(old, now);
             }
         }
-        sleep_us(50000);
-    }
-    for (Job& j : jobs) {
-        if (j.pid) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, FPMRNO(00031)
-                         "replica '%s' (pid %d) did not stop within the drain timeout: killed",
-                         j.request.replica.name.c_str(), j.pid);
-            ::kill(-j.pid, SIGKILL);
-            ::kill(j.pid, SIGKILL);
-            ::waitpid(j.pid, nullptr, 0);
+        for (Job& job : jobs_) {
+            for (MemberRun& m : job.members) {
+                if (m.pid && m.stopping && now >= m.kill_at_us) ::kill(-m.pid, SIGKILL), ::kill(m.pid, SIGKILL);
+            }
         }
-        slot_of(j).pid.store(0);
-        set_state(j, ReplicaState::Stopped);
     }
-    ::_exit(0);
-}
+
+    // The old master of a replacement has exited: the new one is the replica.
+    void finish_replacement(Job& j) {
+        j.active = 1 - j.active;
+        j.phase = Job::Phase::Idle;
+        slot(j.members[0]).restarts.fetch_add(1);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00041)
+                     "replica '%s' of %s replaced: pid %d on %s serves", j.name().c_str(),
+                     j.vhost.c_str(), j.current().pid, j.current().socket.text().c_str());
+    }
+
+    // php-fpm's graceful stop; SIGKILL after kStopGraceUs (advance_replacement).
+    void stop_member(MemberRun& m, int64_t now) {
+        if (!m.pid) return;
+        m.stopping = true;
+        m.kill_at_us = now + kStopGraceUs;
+        set_state(m, ReplicaState::Draining);
+        ::kill(m.pid, SIGQUIT);
+    }
+
+    // httpd is stopping: php-fpm's graceful stop for every master, then
+    // SIGKILL for whatever is left after the drain timeout.
+    void stop_all() {
+        for (Job& j : jobs_) {
+            for (MemberRun& m : j.members) stop_member(m, now_us());
+        }
+        int64_t deadline = now_us() + drain_timeout_us_;
+        auto running = [&] {
+            for (Job& j : jobs_) {
+                for (MemberRun& m : j.members) {
+                    if (m.pid) return true;
+                }
+            }
+            return false;
+        };
+        while (running() && now_us() < deadline) {
+            reap(now_us());
+            sleep_us(50000);
+        }
+        for (Job& j : jobs_) {
+            for (MemberRun& m : j.members) {
+                if (m.pid) {
+                    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s_, FPMRNO(00031)
+                                 "replica '%s' (pid %d) did not stop within the drain timeout: "
+                                 "killed", j.name().c_str(), m.pid);
+                    ::kill(-m.pid, SIGKILL);
+                    ::kill(m.pid, SIGKILL);
+                    ::waitpid(m.pid, nullptr, 0);
+                    m.pid = 0;
+                }
+                slot(m).pid.store(0);
+                set_state(m, ReplicaState::Stopped);
+            }
+        }
+    }
+
+    server_rec* s_;
+    std::vector<Job> jobs_;
+    int64_t drain_timeout_us_;
+    SharedState shared_;
+    uint32_t generation_seen_ = 0;
+};
 
 std::vector<Job> collect_jobs(server_rec* main_server, int64_t* drain_timeout_us) {
     std::vector<Job> jobs;
@@ -256,7 +456,6 @@ std::vector<Job> collect_jobs(server_rec* main_server, int64_t* drain_timeout_us
         }
         for (size_t i = 0; i < set->replicas.size(); ++i) {
             Job j;
-            j.slot = set->slots[i];
             j.vhost = set->vhost_label;
             j.request.command = *command;
             j.request.replica = set->replicas[i];
@@ -266,6 +465,15 @@ std::vector<Job> collect_jobs(server_rec* main_server, int64_t* drain_timeout_us
                 j.request.helper_config = conf->helper_config ? conf->helper_config : "";
             }
             if (ReleaseConfig* release = release_for(s)) j.release_symlink = release->symlink;
+            for (bool alternate : {false, true}) {
+                int mi = set->member_of(static_cast<int>(i), alternate);
+                if (mi < 0) continue;
+                MemberRun run;
+                run.slot = set->members[mi].slot;
+                run.socket = set->members[mi].socket;
+                run.status = set->members[mi].status;
+                j.members.push_back(run);
+            }
             jobs.push_back(std::move(j));
         }
     }
@@ -350,7 +558,7 @@ int start_supervisor(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* ma
                 ::signal(SIGINT, request_stop);
                 if (log_fd > 3) ::close_range(3, static_cast<unsigned>(log_fd) - 1, 0);
                 ::close_range(static_cast<unsigned>(log_fd > 2 ? log_fd + 1 : 3), ~0U, 0);
-                supervise(main_server, std::move(jobs), drain_timeout_us);
+                Supervisor(main_server, std::move(jobs), drain_timeout_us).run();
             }
             retained->pid = pid;
             retained->drain_timeout_us = drain_timeout_us;
@@ -374,6 +582,11 @@ int start_supervisor(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* ma
 }
 
 }  // namespace
+
+pid_t running_supervisor_pid() {
+    auto* retained = static_cast<RetainedSupervisor*>(ap_retained_data_get(kRetainedKey));
+    return retained ? retained->pid : 0;
+}
 
 void register_supervisor_hooks(apr_pool_t*) {
     // After the shared block is bound (glue_state.cc, MIDDLE) and the release

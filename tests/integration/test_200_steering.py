@@ -75,9 +75,10 @@ def test_in_flight_is_exact_after_load_and_aborted_clients(httpd):
     status = httpd.status()
     total = sum(r["requests"] for r in status["replicas"])
     assert total >= len(result.records)
-    # Least busy first keeps the two replicas close to even.
+    # Least busy first gives both replicas a real share (a leaked count would
+    # starve one); with slow requests mixed in, not an exact half.
     a, b = (r["requests"] for r in status["replicas"])
-    assert min(a, b) > 0.35 * (a + b), (a, b)
+    assert min(a, b) > 0.2 * (a + b), (a, b)
 
 
 def test_dead_replica_is_skipped_and_marked(httpd):

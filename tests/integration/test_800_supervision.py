@@ -80,18 +80,59 @@ def test_a_killed_replica_is_restarted_with_a_new_pid(httpd):
     assert len(fpm_masters_of(supervisor_pid(httpd))) == 2
 
 
-def test_graceful_restart_keeps_the_replicas_without_duplicates(httpd):
+def test_graceful_restart_replaces_every_master_without_duplicates(httpd):
     httpd.write_config(spawn_vhost(httpd))
     httpd.start()
     before = harness.wait_for(lambda: all_ready(httpd), 15, what="both replicas ready")
     sup = supervisor_pid(httpd)
-    for _ in range(2):
-        httpd.graceful()
-        after = harness.wait_for(lambda: all_ready(httpd), 10, what="replicas ready after graceful")
-        assert [r["pid"] for r in after] == [r["pid"] for r in before]
-        assert supervisor_pid(httpd) == sup
-        assert fpm_masters_of(sup) == sorted(r["pid"] for r in before)
+    old_pids = {r["pid"] for r in before}
+    httpd.graceful()
+    # Replaced: new masters serve and the old ones have exited.
+    after = harness.wait_for(
+        lambda: (lambda reps: reps if reps and not old_pids & {r["pid"] for r in reps} and
+                 [r["restarts"] for r in reps] == [1, 1] else None)(all_ready(httpd)),
+        30, what="both masters replaced")
+    assert supervisor_pid(httpd) == sup
+    assert fpm_masters_of(sup) == sorted(r["pid"] for r in after)
+    assert [r["restarts"] for r in after] == [1, 1]
+    # The replacements listen on the alternate sockets; the next restart
+    # moves them back.
+    assert {r["socket"] for r in after} == {f"unix:{httpd.sock(n)}.alt" for n in ("a", "b")}
     assert httpd.get("/fast.php").status == 200
+
+
+def test_graceful_restart_under_load_fails_nothing(httpd):
+    httpd.write_config(spawn_vhost(httpd))
+    httpd.start()
+    before = harness.wait_for(lambda: all_ready(httpd), 15, what="both replicas ready")
+    sup = supervisor_pid(httpd)
+    run = httpd.load([("/fast.php", 8), ("/slow.php?ms=1500", 2), ("/static.txt", 2)], duration=9)
+    time.sleep(1.5)
+    httpd.graceful()
+    old_pids = {r["pid"] for r in before}
+    harness.wait_for(lambda: (lambda reps: reps and not old_pids & {r["pid"] for r in reps})(
+        all_ready(httpd)), 20, what="both masters replaced")
+    result = run.wait()
+    failed = result.failures()
+    print(f"{result.summary()}; failed {len(failed)}")
+    assert failed == [], failed[:5]
+    slow = [r for r in result.records if r["path"].startswith("/slow")]
+    assert slow and all("ms=1500" in r["body"] for r in slow if r["status"] == 200)
+    assert len(fpm_masters_of(sup)) == 2
+
+
+def test_restart_action_replaces_one_replica(httpd):
+    httpd.write_config(spawn_vhost(httpd))
+    httpd.start()
+    before = harness.wait_for(lambda: all_ready(httpd), 15, what="both replicas ready")
+    r = httpd.control("restart", "a")
+    assert r.status == 200
+    reps = harness.wait_for(
+        lambda: (lambda reps: reps if reps and reps[0]["restarts"] == 1 else None)(
+            all_ready(httpd)), 20, what="a replaced")
+    assert reps[0]["pid"] != before[0]["pid"]
+    assert reps[1]["pid"] == before[1]["pid"]
+    assert reps[0]["restarts"] == 1
 
 
 def test_stop_leaves_no_master(httpd):
