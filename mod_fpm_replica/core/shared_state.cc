@@ -17,6 +17,43 @@ const char* state_name(ReplicaState state) {
     return "unknown";
 }
 
+uint64_t release_hash(std::string_view release_dir) {
+    if (release_dir.empty()) return 0;
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : release_dir) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h ? h : 1;
+}
+
+void write_slot_release(ReplicaSlot& slot, std::string_view release_dir) {
+    size_t n = release_dir.size() < kReleaseLength - 1 ? release_dir.size() : kReleaseLength - 1;
+    slot.release_seq.fetch_add(1, std::memory_order_acq_rel);  // odd: writing
+    std::atomic_thread_fence(std::memory_order_release);
+    for (size_t i = 0; i < kReleaseLength; ++i) {
+        __atomic_store_n(&slot.release[i], i < n ? release_dir[i] : '\0', __ATOMIC_RELAXED);
+    }
+    slot.release_hash.store(release_hash(release_dir.substr(0, n)), std::memory_order_release);
+    slot.release_seq.fetch_add(1, std::memory_order_release);  // even: done
+}
+
+std::string read_slot_release(const ReplicaSlot& slot) {
+    for (;;) {
+        uint32_t before = slot.release_seq.load(std::memory_order_acquire);
+        if (before & 1u) continue;
+        char buf[kReleaseLength];
+        for (size_t i = 0; i < kReleaseLength; ++i) {
+            buf[i] = __atomic_load_n(&slot.release[i], __ATOMIC_RELAXED);
+        }
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (slot.release_seq.load(std::memory_order_relaxed) == before) {
+            buf[kReleaseLength - 1] = '\0';
+            return buf;
+        }
+    }
+}
+
 SharedState SharedState::format(void* memory, size_t length, std::string_view nonce_hex) {
     if (memory == nullptr || length < bytes_needed()) return SharedState(nullptr);
     std::memset(memory, 0, bytes_needed());
@@ -76,6 +113,7 @@ int SharedState::claim(std::string_view key, uint32_t generation, ReplicaState i
     s.retry_at_us.store(0);
     s.pid.store(0);
     s.restart_requested.store(0);
+    write_slot_release(s, "");
     s.claimed_generation.store(generation);
     s.in_use.store(1);
     return chosen;
@@ -88,18 +126,25 @@ void SharedState::retire_unclaimed(uint32_t generation) {
     }
 }
 
-int SharedState::claim_release(std::string_view symlink_path) {
-    if (!block_ || symlink_path.empty() || symlink_path.size() >= kSlotKeyLength) return -1;
+int SharedState::find_release(std::string_view symlink_path) const {
+    if (!block_ || symlink_path.empty()) return -1;
     for (size_t i = 0; i < kMaxReleaseSlots; ++i) {
-        ReleaseSlot& r = block_->releases[i];
+        const ReleaseSlot& r = block_->releases[i];
         if (r.in_use.load() && symlink_path == std::string_view(r.key)) return static_cast<int>(i);
     }
+    return -1;
+}
+
+int SharedState::claim_release(std::string_view symlink_path) {
+    if (!block_ || symlink_path.empty() || symlink_path.size() >= kSlotKeyLength) return -1;
+    if (int found = find_release(symlink_path); found >= 0) return found;
     for (size_t i = 0; i < kMaxReleaseSlots; ++i) {
         ReleaseSlot& r = block_->releases[i];
         if (r.in_use.load()) continue;
         std::memset(r.key, 0, sizeof r.key);
         std::memcpy(r.key, symlink_path.data(), symlink_path.size());
         r.error_logged_us.store(0);
+        r.failed_release_hash.store(0);
         r.in_use.store(1);
         return static_cast<int>(i);
     }

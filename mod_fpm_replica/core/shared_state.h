@@ -27,11 +27,12 @@ enum class ReplicaState : uint32_t {
 const char* state_name(ReplicaState state);
 
 constexpr uint32_t kSharedMagic = 0x52504d46;  // "FMPR" little-endian
-constexpr uint32_t kLayoutVersion = 3;
+constexpr uint32_t kLayoutVersion = 5;
 constexpr size_t kMaxSlots = 256;
 constexpr size_t kMaxReleaseSlots = 64;
 constexpr size_t kSlotKeyLength = 256;
 constexpr size_t kNonceLength = 32;  // hex characters
+constexpr size_t kReleaseLength = 512;
 
 // One replica's shared figures. A slot is bound to a replica by its key
 // ("vhost|name"), so drain state and counters survive a graceful restart that
@@ -52,7 +53,19 @@ struct ReplicaSlot {
     std::atomic<int64_t> retry_at_us;    // refused a connection: 0 = healthy, else skip until then
     std::atomic<int32_t> pid;            // master pid when known, else 0
     std::atomic<uint32_t> restart_requested;  // bumped by the status handler's restart action
+    // The release this member's master serves (namespace mode): a hash the
+    // finder compares lock-free, and the path for the status document,
+    // written by the supervisor under a sequence lock (odd while writing).
+    std::atomic<uint64_t> release_hash;
+    std::atomic<uint32_t> release_seq;
+    char release[kReleaseLength];
 };
+
+// 64-bit FNV-1a of a release path; never 0 (0 means "no release").
+uint64_t release_hash(std::string_view release_dir);
+// Sequence-locked write and read of a slot's release (one writer: the supervisor).
+void write_slot_release(ReplicaSlot& slot, std::string_view release_dir);
+std::string read_slot_release(const ReplicaSlot& slot);
 
 // Per release symlink figures every child shares: when its failure was last
 // logged, so a dangling link is logged once per interval, not once per child.
@@ -60,6 +73,9 @@ struct ReleaseSlot {
     char key[kSlotKeyLength];  // the symlink path; written by the parent only
     std::atomic<uint32_t> in_use;
     std::atomic<int64_t> error_logged_us;
+    // Namespace mode: the release (hash) whose replicas could not be started;
+    // requests pinned to it get 503 at once instead of waiting. 0: none.
+    std::atomic<uint64_t> failed_release_hash;
 };
 
 struct SharedHeader {
@@ -110,6 +126,9 @@ public:
     // The release slot of a symlink path, made on first use; -1 when full.
     // Release slots are never retired: there are few symlinks per instance.
     int claim_release(std::string_view symlink_path);
+    // The release slot of a symlink path, or -1; never creates one (for
+    // child processes: only the parent claims slots).
+    int find_release(std::string_view symlink_path) const;
     ReleaseSlot& release_slot(int index) const { return block_->releases[index]; }
 
 private:

@@ -91,6 +91,7 @@ int64_t now_us();
 // on. Lives in r->pool.
 struct RequestState {
     const char* release_dir = nullptr;  // pinned release (real path); null when not pinned
+    uint64_t release_hash = 0;          // of release_dir: namespace mode routes on it
     bool pin_failed = false;            // the release symlink could not be resolved
     bool stable_paths = false;          // namespace mode: php-fpm gets paths under the stable path
 
@@ -119,6 +120,15 @@ pid_t running_supervisor_pid();
 // SCRIPT_FILENAME, DOCUMENT_ROOT and PATH_TRANSLATED under the stable path
 // instead of under R (static files stay served from R).
 void use_stable_paths(request_rec* r, RequestState* st);
+
+// Namespace mode with supervision: replicas are routed by the release they
+// serve, and a request pinned to a release no replica serves yet waits for
+// the supervisor to bring one up, at most this long.
+constexpr int64_t kReleaseWaitUs = 15 * 1000000LL;
+inline bool routes_by_release(const VhostReplicas* set) {
+    return set && server_config(set->defined_in)->stable_path &&
+           server_config(set->defined_in)->spawn_command;
+}
 
 // The release the vhost's symlink names now, or null (no release configured,
 // or it does not resolve).

@@ -47,6 +47,7 @@ int pin_request(request_rec* r) {
         }
         st->release_dir = apr_pstrmemdup(r->pool, resolution->release_dir.data(),
                                          resolution->release_dir.size());
+        st->release_hash = fpmr::release_hash(resolution->release_dir);
         apply_pin(r, st->release_dir);
         return DECLINED;
     } catch (...) {
@@ -70,6 +71,7 @@ int inherit_pin(request_rec* r) {
             if (!parent || !(parent->release_dir || parent->pin_failed)) continue;
             st = request_state(r, true);
             st->release_dir = parent->release_dir;
+            st->release_hash = parent->release_hash;
             st->pin_failed = parent->pin_failed;
             // A subrequest of a request bound for php-fpm in namespace mode
             // (mod_proxy_fcgi's PATH_TRANSLATED lookup) is mapped and access

@@ -79,6 +79,11 @@ VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared)
                 shown_rank = display_rank(st);
                 shown = m.slot;
                 r.state = st;
+                if (routes_by_release(&set)) {
+                    // Namespace mode: the release this member's master serves.
+                    std::string served = read_slot_release(slot);
+                    r.release = served.empty() ? std::nullopt : std::optional<std::string>(served);
+                }
                 r.socket = m.socket.text();
                 int32_t pid = slot.pid.load();
                 if (pid == 0) pid = listener_pid(m.socket);

@@ -39,6 +39,7 @@ Candidate candidate_from(const ReplicaSlot& slot, bool tried) {
 struct FinderBaton {
     RequestState* st;
     SharedState shared;
+    bool by_release;  // namespace mode: only members serving the pinned release
     int64_t now;
     int best_index;
     Candidate best;
@@ -52,6 +53,11 @@ int is_better(proxy_worker* current, proxy_worker*, void* baton_v) {
     if (index < 0) return 0;  // a member we did not declare (balancer-manager?)
     int slot = baton->st->set->members[index].slot;
     if (slot < 0) return 0;
+    if (baton->by_release &&
+        baton->shared.slot(slot).release_hash.load(std::memory_order_acquire) !=
+            baton->st->release_hash) {
+        return 0;  // serves another release than the request is pinned to
+    }
     Candidate c = candidate_from(baton->shared.slot(slot),
                                  (baton->st->tried_mask >> index) & 1u);
     if (check_usable(c, baton->now) != Unusable::No) return 0;
@@ -114,7 +120,8 @@ proxy_worker* find_replica(proxy_balancer* balancer, request_rec* r) {
             st->gateway_env_preexisting = apr_table_get(r->subprocess_env, "GATEWAY_INTERFACE") != nullptr;
         }
 
-        FinderBaton baton{st, shared, now_us(), -1, {}};
+        FinderBaton baton{st, shared, routes_by_release(st->set) && st->release_hash != 0,
+                          now_us(), -1, {}};
         proxy_worker* worker = get_best_worker_fn(balancer, r, is_better, &baton);
         if (!worker || baton.best_index < 0) {
             log_no_usable(r, st, shared, baton.now);
@@ -158,6 +165,44 @@ int on_proxy_request_status(int* status, request_rec* r) {
     return DECLINED;
 }
 
+// Whether a member serves `hash` and is ready.
+bool release_served(const VhostReplicas& set, SharedState shared, uint64_t hash) {
+    for (const Member& m : set.members) {
+        if (m.slot < 0) continue;
+        const ReplicaSlot& slot = shared.slot(m.slot);
+        if (slot.release_hash.load(std::memory_order_acquire) == hash &&
+            slot.state.load() == static_cast<uint32_t>(ReplicaState::Ready)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Namespace mode: a request pinned to a release no replica serves yet (the
+// symlink was just flipped) waits, outside any lock, until the supervisor has
+// a replica of that release ready; 503 with a log line after kReleaseWaitUs.
+int wait_for_release(request_rec* r, RequestState* st) {
+    SharedState shared = shared_state();
+    if (!shared.valid()) return OK;
+    int64_t deadline = now_us() + kReleaseWaitUs;
+    ReleaseConfig* release = release_for(st->set->defined_in);
+    int release_slot = release ? shared.find_release(release->symlink) : -1;
+    while (!release_served(*st->set, shared, st->release_hash)) {
+        bool known_broken = release_slot >= 0 &&
+            shared.release_slot(release_slot).failed_release_hash.load() == st->release_hash;
+        if (known_broken || now_us() >= deadline) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00042)
+                          "no replica of %s serves release %s%s: answering 503",
+                          st->set->vhost_label.c_str(), st->release_dir,
+                          known_broken ? " (its replicas could not be started)"
+                                       : " within the wait limit");
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        apr_sleep(apr_time_from_msec(20));
+    }
+    return OK;
+}
+
 // SetHandler fpm-replica becomes the vhost's balancer, handled by mod_proxy.
 int map_handler_to_balancer(request_rec* r) {
     try {
@@ -173,7 +218,8 @@ int map_handler_to_balancer(request_rec* r) {
 }
 
 // Handler, REALLY_FIRST (before mod_proxy's, FIRST): in namespace mode,
-// switch to php-fpm's view of the paths. Here rather than in fixups because
+// switch to php-fpm's view of the paths, and wait for a replica of the
+// pinned release when the supervisor is still bringing one up. Here rather than in fixups because
 // mod_dir's DirectoryIndex copies a subrequest's handler and file name into
 // the main request but not its per-request state, after our fixups ran.
 int switch_to_stable_paths(request_rec* r) {
@@ -183,7 +229,12 @@ int switch_to_stable_paths(request_rec* r) {
             set->balancer_url != r->handler + 6) {
             return DECLINED;
         }
-        use_stable_paths(r, request_state(r, false));
+        RequestState* st = request_state(r, false);
+        use_stable_paths(r, st);
+        if (st && st->release_hash && routes_by_release(set)) {
+            int rc = wait_for_release(r, st);
+            if (rc != OK) return rc;
+        }
     } catch (...) {
     }
     return DECLINED;

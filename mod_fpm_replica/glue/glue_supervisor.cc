@@ -53,6 +53,7 @@ struct MemberRun {
     std::optional<SocketSpec> status;
     pid_t pid = 0;
     int64_t started_us = 0;
+    std::string release;     // what its master serves (namespace mode)
     bool stopping = false;   // we asked it to stop: its exit is no crash
     int64_t kill_at_us = 0;  // SIGKILL if still running then
 };
@@ -74,6 +75,12 @@ struct Job {
     bool replace_pending = false;  // a rolling replacement is due
     enum class Phase { Idle, StartingNew, DrainingOld } phase = Phase::Idle;
     int64_t phase_deadline_us = 0;
+    // Namespace mode: a release whose replacement failed is not tried again
+    // before this time (no hot loop on a broken deploy).
+    std::string failed_release;
+    int64_t failed_release_retry_us = 0;
+
+    bool namespace_mode() const { return !request.stable_path.empty(); }
 
     const std::string& name() const { return request.replica.name; }
     MemberRun& current() { return members[active]; }
@@ -176,7 +183,7 @@ public:
         while (!g_stop_requested) {
             int64_t now = now_us();
             reap(now);
-            notice_replacement_requests();
+            notice_replacement_requests(now);
             for (Job& j : jobs_) start_if_due(j, now);
             for (Job& j : jobs_) check_ready(j, now);
             advance_replacement(now);
@@ -193,6 +200,9 @@ private:
 
     pid_t start_member(Job& j, MemberRun& m, int64_t now) {
         j.request.release_dir = resolve_release(j.release_symlink);
+        if (j.namespace_mode() && j.request.release_dir.empty()) return 0;  // dangling: wait
+        m.release = j.request.release_dir;
+        write_slot_release(slot(m), m.release);
         SpawnRequest req = j.request;
         req.replica.socket = m.socket;
         req.replica.status = m.status;
@@ -243,6 +253,7 @@ private:
             set_state(m, ReplicaState::Stopped);
             j.phase = Job::Phase::Idle;
             j.replace_pending = false;
+            remember_failed_release(j, m, now);
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00037)
                          "replacement of replica '%s' of %s failed: its new master (pid %d) %s; "
                          "the current master keeps serving", j.name().c_str(), j.vhost.c_str(),
@@ -268,8 +279,9 @@ private:
     }
 
     // A restart of httpd replaces every replica; the status handler's
-    // restart action replaces one.
-    void notice_replacement_requests() {
+    // restart action replaces one; in namespace mode, a flipped release
+    // symlink replaces every replica serving another release.
+    void notice_replacement_requests(int64_t now) {
         uint32_t generation = shared_.block()->header.config_generation.load();
         bool restarted = generation != generation_seen_;
         generation_seen_ = generation;
@@ -277,7 +289,28 @@ private:
             uint32_t requested = slot(j.members[0]).restart_requested.load();
             if (restarted || requested != j.restart_seen) j.replace_pending = true;
             j.restart_seen = requested;
+            if (!j.namespace_mode() || j.phase != Job::Phase::Idle || !j.current().pid) continue;
+            std::string wanted = resolve_release(j.release_symlink);
+            if (wanted.empty() || wanted == j.current().release) continue;
+            if (wanted == j.failed_release && now < j.failed_release_retry_us) continue;
+            j.replace_pending = true;
         }
+    }
+
+    std::atomic<uint64_t>* failed_release_flag(Job& j) {
+        int index = shared_.find_release(j.release_symlink);
+        return index < 0 ? nullptr : &shared_.release_slot(index).failed_release_hash;
+    }
+
+    void remember_failed_release(Job& j, MemberRun& m, int64_t now) {
+        if (!j.namespace_mode()) return;
+        if (auto* flag = failed_release_flag(j)) flag->store(release_hash(m.release));
+        j.failed_release = m.release;
+        j.failed_release_retry_us = now + 30 * 1000000LL;
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00043)
+                     "replica '%s' of %s cannot serve release %s; it keeps serving %s and tries "
+                     "again in 30s", j.name().c_str(), j.vhost.c_str(), m.release.c_str(),
+                     j.current().release.c_str());
     }
 
     void start_if_due(Job& j, int64_t now) {
@@ -354,6 +387,7 @@ private:
                          "replacement of replica '%s' of %s did not answer within %ds; the "
                          "current master keeps serving", j.name().c_str(), j.vhost.c_str(),
                          static_cast<int>(kStartTimeoutUs / 1000000));
+            remember_failed_release(j, j.spare(), now);
             stop_member(j.spare(), now);
             j.phase = Job::Phase::Idle;
         } else if (j.phase == Job::Phase::DrainingOld) {
@@ -380,6 +414,11 @@ private:
     // The old master of a replacement has exited: the new one is the replica.
     void finish_replacement(Job& j) {
         j.active = 1 - j.active;
+        if (j.namespace_mode()) {
+            auto* flag = failed_release_flag(j);
+            uint64_t served = release_hash(j.current().release);
+            if (flag && flag->load() == served) flag->store(0);
+        }
         j.phase = Job::Phase::Idle;
         slot(j.members[0]).restarts.fetch_add(1);
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00041)

@@ -32,6 +32,8 @@ def make_release(app_root, rid):
         ".htaccess": "RewriteEngine On\nRewriteCond %{REQUEST_URI} !=/fpm-replica-status\n"
                      "RewriteCond %{REQUEST_FILENAME} !-f\nRewriteRule ^ index.php [L]\n",
     }
+    with open(os.path.join(os.path.dirname(__file__), "..", "php", "slow.php")) as f:
+        files["slow.php"] = f.read()
     for name, text in files.items():
         with open(os.path.join(public, name), "w") as f:
             f.write(text)

@@ -95,6 +95,35 @@ TEST_CASE("release slots are found again by their symlink path", "[shared]") {
     REQUIRE(b >= 0);
     CHECK(a != b);
     CHECK(st.claim_release("/srv/a/current") == a);
+    CHECK(st.find_release("/srv/a/current") == a);
+    CHECK(st.find_release("/srv/nowhere") == -1);
     for (size_t i = 2; i < kMaxReleaseSlots; ++i) st.claim_release("/x" + std::to_string(i));
     CHECK(st.claim_release("/one/too/many") == -1);
+}
+
+TEST_CASE("a slot's release is never read torn while the supervisor writes it", "[shared]") {
+    Memory m;
+    auto st = SharedState::format(m.data(), SharedState::bytes_needed(), "n");
+    int slot = st.claim("v|a", 1, ReplicaState::Ready);
+    const std::string r1 = "/srv/app/releases/2026-11-23T0801";
+    const std::string r2 = "/srv/app/releases/r2-" + std::string(100, 'x');
+    write_slot_release(st.slot(slot), r1);
+    CHECK(read_slot_release(st.slot(slot)) == r1);
+    CHECK(st.slot(slot).release_hash.load() == release_hash(r1));
+    CHECK(release_hash("") == 0);
+    CHECK(release_hash(r1) != release_hash(r2));
+    std::atomic<bool> stop{false};
+    std::atomic<long> torn{0}, reads{0};
+    std::thread reader([&] {
+        while (!stop) {
+            std::string r = read_slot_release(st.slot(slot));
+            if (r != r1 && r != r2) ++torn;
+            ++reads;
+        }
+    });
+    for (int i = 0; i < 20000; ++i) write_slot_release(st.slot(slot), i % 2 ? r1 : r2);
+    stop = true;
+    reader.join();
+    CHECK(torn == 0);
+    CHECK(reads > 0);
 }

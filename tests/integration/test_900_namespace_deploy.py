@@ -1,0 +1,106 @@
+"""Deploy = flip the symlink, in namespace mode with supervised replicas: the
+supervisor brings up replicas on the new release (one extra master at a
+time), new requests wait for the first and go only to replicas of their own
+release, old replicas drain and stop; a release whose replicas cannot start
+leaves the working one serving."""
+
+import os
+import re
+import threading
+import time
+
+import pytest
+
+import harness
+from releases import flip, make_release
+from test_600_helper import setup  # noqa: F401 (fixture)
+from test_800_supervision import all_ready, fpm_masters_of, supervisor_pid
+
+
+def namespace_vhost(httpd, setup):  # noqa: F811
+    app, live = setup["app"], setup["live"]
+    lines = [
+             # Where the broken-release test puts a release no replica may serve.
+             f"<Directory {httpd.root}/elsewhere>", "    Require all granted", "</Directory>",f"DocumentRoot {app}/current/public",
+             f"FpmReplicaRelease {app}/current",
+             f"FpmReplicaStablePath {live}",
+             f"<Directory {app}/releases>", "    Require all granted",
+             "    AllowOverride FileInfo", "</Directory>"]
+    for name in ("a", "b"):
+        lines.append(f"FpmReplica {name} unix:{httpd.sock(name)} status=unix:{httpd.sock(name)}.status")
+    lines += [f'FpmReplicaSpawn "{harness.php_fpm_binary()} --nodaemonize --fpm-config {harness.FPM_SUPERVISED_CONF}"',
+              f"FpmReplicaHelper {harness.HELPER} config={setup['conf']}",
+              "FpmReplicaDrainTimeout 5s",
+              '<FilesMatch "\\.php$">', "    SetHandler fpm-replica", "</FilesMatch>",
+              '<Location "/fpm-replica-status">', "    SetHandler fpm-replica-status",
+              "    Require ip 127.0.0.1", "</Location>"]
+    return "\n".join(lines)
+
+
+def release_of(text):
+    m = re.search(r"release=(\w+) inc=(\w+)", text)
+    return m.group(1) if m and m.group(1) == m.group(2) else None
+
+
+def serving(httpd, release_dir):
+    reps = all_ready(httpd)
+    return reps if reps and all(r["release"] == release_dir and r["restarts"] >= 1 for r in reps) else None
+
+
+@pytest.fixture
+def deployed(httpd, setup):  # noqa: F811
+    flip(setup["app"], "releases/r1")
+    httpd.write_config(namespace_vhost(httpd, setup))
+    httpd.start()
+    reps = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready on r1")
+    assert {r["release"] for r in reps} == {setup["r1"]}
+    return setup
+
+
+def test_flip_under_load_zero_failed_stale_torn(httpd, deployed):
+    setup = deployed
+    sup = supervisor_pid(httpd)
+    run = httpd.load([("/version.php", 8), ("/static.txt", 4), ("/slow.php?ms=1500", 2)], duration=8)
+    time.sleep(2)
+    flip(setup["app"], "releases/r2")
+    flipped_at = time.time()
+    harness.wait_for(lambda: serving(httpd, setup["r2"]), 30, what="every replica on r2")
+    result = run.wait()
+    failed = result.failures()
+    stale = [r for r in result.records if r["start"] > flipped_at and r["status"] == 200 and
+             "release=r1" in r["body"]]
+    torn = [r for r in result.records if r["path"] == "/version.php" and r["status"] == 200 and
+            release_of(r["body"]) is None]
+    after = [r for r in result.records if r["start"] > flipped_at + 0.05]
+    print(f"{result.summary()}: failed {len(failed)}, stale {len(stale)}, torn {len(torn)}")
+    assert (len(failed), len(stale), len(torn)) == (0, 0, 0), (failed[:3], stale[:3], torn[:3])
+    assert any("release=r2" in r["body"] for r in after)
+    assert len(fpm_masters_of(sup)) == 2
+    assert os.listdir(setup["live"]) == []
+
+
+def test_broken_release_keeps_the_working_one_serving(httpd, deployed):
+    setup = deployed
+    httpd.expect_log(r"FPMR00037", r"FPMR00043", r"FPMR00042")
+    # A release outside every release-root of the helper's configuration:
+    # Apache can serve it, but no replica can be started on it.
+    outside = os.path.join(httpd.root, "elsewhere")
+    rogue = make_release(outside, "r9")
+    slow_result = []
+    slow = threading.Thread(target=lambda: slow_result.append(httpd.get("/slow.php?ms=2500", timeout=30)))
+    slow.start()
+    time.sleep(0.3)
+    flip(setup["app"], rogue)
+    t0 = time.monotonic()
+    r = httpd.get("/version.php", timeout=30)
+    waited = time.monotonic() - t0
+    slow.join()
+    assert slow_result[0].status == 200, slow_result[0].text  # pinned to r1: finished on r1
+    assert r.status == 503 and waited <= 20
+    reps = httpd.status()["replicas"]
+    assert {rep["release"] for rep in reps} == {setup["r1"]}
+    assert all(rep["state"] == "ready" for rep in reps)
+    # Flip back: r1 is served again at once.
+    flip(setup["app"], "releases/r1")
+    r = httpd.get("/version.php")
+    assert r.status == 200 and release_of(r.text) == "r1"
