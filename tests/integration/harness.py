@@ -431,6 +431,11 @@ class LoadRun:
             raise RuntimeError(f"loadgen failed: {stdout}{stderr}")
         return LoadResult(self.out)
 
+    def stop(self):
+        """Ends the load early; wait() then returns what was recorded."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()

@@ -3,6 +3,7 @@ they answer, restarted with backoff when they die, kept across graceful
 restarts without duplicates, stopped with httpd."""
 
 import os
+import re
 import signal
 import time
 
@@ -170,3 +171,39 @@ def test_bad_supervision_directives_are_refused(httpd):
         httpd.write_config(steering_vhost(httpd) + "\n" + line)
         r = httpd.configtest()
         assert r.returncode != 0 and message in r.stderr, (line, r.stderr)
+
+
+def test_realpath_mode_supervised_flip_and_graceful_under_load(httpd):
+    """No stable path: replicas start without the helper and any replica
+    serves any release; a flip and a graceful restart under load."""
+    from releases import flip, make_release, pinned_vhost
+    app = os.path.join(httpd.root, "app")
+    make_release(app, "r1")
+    make_release(app, "r2")
+    flip(app, "releases/r1")
+    body = pinned_vhost(httpd, app)
+    for name in ("a", "b"):
+        body = body.replace(f"FpmReplica {name} unix:{httpd.sock(name)}",
+                            f"FpmReplica {name} unix:{httpd.sock(name)} "
+                            f"status=unix:{httpd.sock(name)}.status")
+    body += (f'\nFpmReplicaSpawn "{harness.php_fpm_binary()} --nodaemonize --fpm-config '
+             f'{harness.FPM_SUPERVISED_CONF}"\nFpmReplicaDrainTimeout 5s')
+    httpd.write_config(body)
+    httpd.start()
+    before = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")
+    run = httpd.load([("/version.php", 8), ("/static.txt", 2), ("/slow.php?ms=1500", 2)], duration=8)
+    time.sleep(1.5)
+    flip(app, "releases/r2")
+    flipped_at = time.time()
+    time.sleep(1)
+    httpd.graceful()
+    old = {r["pid"] for r in before}
+    harness.wait_for(lambda: (lambda reps: reps and not old & {r["pid"] for r in reps})(
+        all_ready(httpd)), 20, what="masters replaced")
+    result = run.wait()
+    failed = result.failures()
+    stale = [r for r in result.records if r["start"] > flipped_at and "release=r1" in r["body"]]
+    torn = [r for r in result.records if r["path"] == "/version.php" and r["status"] == 200 and
+            not re.search(r"release=(\w+) inc=\1 ", r["body"])]
+    print(f"{result.summary()}: failed {len(failed)}, stale {len(stale)}, torn {len(torn)}")
+    assert (len(failed), len(stale), len(torn)) == (0, 0, 0), (failed[:3], stale[:3], torn[:3])

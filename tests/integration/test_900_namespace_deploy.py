@@ -104,3 +104,43 @@ def test_broken_release_keeps_the_working_one_serving(httpd, deployed):
     flip(setup["app"], "releases/r1")
     r = httpd.get("/version.php")
     assert r.status == 200 and release_of(r.text) == "r1"
+
+
+def replaced_since(httpd, before_restarts, release_dir):
+    reps = all_ready(httpd)
+    if not reps or any(r["release"] != release_dir for r in reps):
+        return None
+    total = sum(r["restarts"] for r in reps)
+    return reps if total >= before_restarts + len(reps) else None
+
+
+def test_soak_ten_flips_and_ten_graceful_restarts_under_load(httpd, deployed):
+    setup = deployed
+    sup = supervisor_pid(httpd)
+    run = httpd.load([("/version.php", 6), ("/static.txt", 2), ("/slow.php?ms=1500", 2)],
+                     duration=150)
+    releases = [setup["r1"], setup["r2"]]
+    current = 0
+    ops = []
+    try:
+        for i in range(10):
+            before = sum(r["restarts"] for r in httpd.status()["replicas"])
+            current = 1 - current
+            flip(setup["app"], releases[current])
+            ops.append(("flip", time.time()))
+            harness.wait_for(lambda: replaced_since(httpd, before, releases[current]), 30,
+                             what=f"flip {i + 1} rolled out")
+            before = sum(r["restarts"] for r in httpd.status()["replicas"])
+            httpd.graceful()
+            ops.append(("graceful", time.time()))
+            harness.wait_for(lambda: replaced_since(httpd, before, releases[current]), 30,
+                             what=f"graceful {i + 1} rolled out")
+    finally:
+        run.stop()  # the load ends once the twenty operations are done
+    result = run.wait()
+    failed = result.failures()
+    print(f"{len(ops)} operations; {result.summary()}; failed {len(failed)}")
+    assert len(ops) == 20
+    assert failed == [], failed[:5]
+    assert len(result.records) > 1000
+    assert len(fpm_masters_of(sup)) == 2

@@ -11,6 +11,8 @@
 // reset, timeout, refused; body is the first 1024 bytes on one line).
 // Only loopback targets are accepted: this tool is for tests on this machine.
 //
+// SIGTERM stops it early, records written.
+//
 // Usage: fpmr-loadgen --port P --duration SECONDS --out FILE
 //                     --path /fast.php:8 [--path /slow.php:2 ...]
 //                     [--host 127.0.0.1] [--timeout SECONDS] [--max-requests N]
@@ -22,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -34,6 +37,11 @@
 #include <vector>
 
 namespace {
+
+// SIGTERM ends the run early: every client finishes its request in progress
+// and the records are written as at the deadline.
+std::atomic<bool> g_stop{false};
+void on_term(int) { g_stop = true; }
 
 struct Options {
     std::string host = "127.0.0.1";
@@ -296,6 +304,7 @@ int main(int argc, char** argv) {
         usage("--host must be a loopback address (127.0.0.0/8)");
     }
 
+    std::signal(SIGTERM, on_term);
     std::mutex mu;
     std::vector<Record> records;
     const int64_t deadline = wall_us() + static_cast<int64_t>(opt.duration_s * 1e6);
@@ -305,7 +314,9 @@ int main(int argc, char** argv) {
             threads.emplace_back([&, path = path] {
                 Connection conn(opt);
                 std::vector<Record> mine;
-                for (long n = 0; wall_us() < deadline && (!opt.max_requests || n < opt.max_requests); ++n) {
+                for (long n = 0; !g_stop && wall_us() < deadline &&
+                                 (!opt.max_requests || n < opt.max_requests);
+                     ++n) {
                     Record r;
                     r.path = path;
                     r.start_us = wall_us();
