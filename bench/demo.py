@@ -1,6 +1,8 @@
-"""The local demo: httpd with mod_fpm_replica and two php-fpm replicas on
-loopback, load through it (fast and slow PHP requests plus static files), one
-replica SIGKILLed mid-run, and the count of failed requests.
+"""The local demo: httpd with mod_fpm_replica supervising two php-fpm
+replicas on loopback (namespace mode: each master in its own mount namespace
+through fpm-replica-helper), under load (fast and slow PHP, static files):
+a deploy (the release symlink flipped), a restart (`apachectl graceful`) and
+a replica SIGKILLed, then the count of failed requests.
 
 Run it through bench/demo.sh, which installs and builds first."""
 
@@ -14,7 +16,39 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "integration"))
 import harness  # noqa: E402
-from vhosts import steering_vhost  # noqa: E402
+from releases import flip, make_release  # noqa: E402
+
+
+def vhost(httpd, app, live, helper_conf):
+    lines = [f"DocumentRoot {app}/current/public",
+             f"FpmReplicaRelease {app}/current",
+             f"FpmReplicaStablePath {live}",
+             f"<Directory {app}/releases>", "    Require all granted",
+             "    AllowOverride FileInfo", "</Directory>"]
+    for name in ("a", "b"):
+        lines.append(f"FpmReplica {name} unix:{httpd.sock(name)} status=unix:{httpd.sock(name)}.status")
+    lines += [f'FpmReplicaSpawn "{harness.php_fpm_binary()} --nodaemonize --fpm-config '
+              f'{harness.FPM_SUPERVISED_CONF}"',
+              f"FpmReplicaHelper {harness.HELPER} config={helper_conf}",
+              "FpmReplicaDrainTimeout 10s",
+              '<FilesMatch "\\.php$">', "    SetHandler fpm-replica", "</FilesMatch>",
+              '<Location "/fpm-replica-status">', "    SetHandler fpm-replica-status",
+              "    Require ip 127.0.0.1", "</Location>"]
+    return "\n".join(lines)
+
+
+def replicas(httpd):
+    return ", ".join(f"{r['name']}: {r['state']} pid {r['pid']} release "
+                     f"{os.path.basename(r['release'] or '-')}"
+                     for r in httpd.status()["replicas"])
+
+
+def wait_rolled(httpd, release, restarts_before):
+    def done():
+        reps = httpd.status()["replicas"]
+        return (all(r["state"] == "ready" and r["release"] == release for r in reps) and
+                sum(r["restarts"] for r in reps) >= restarts_before + len(reps))
+    harness.wait_for(done, 60, what="the replicas to be replaced")
 
 
 def main():
@@ -22,30 +56,48 @@ def main():
     os.chmod("/tmp/fpmr-demo", 0o755)
     root = tempfile.mkdtemp(prefix="demo-", dir="/tmp/fpmr-demo")
     os.chmod(root, 0o755)
-    shutil.copytree(harness.PHP_DIR, os.path.join(root, "htdocs"), dirs_exist_ok=True)
     httpd = harness.Httpd(root)
+    app, live = os.path.join(root, "app"), os.path.join(root, "app", "live")
+    r1, r2 = make_release(app, "r1"), make_release(app, "r2")
+    os.makedirs(live)
+    helper_conf = os.path.join(root, "conf", "helper.conf")
+    with open(helper_conf, "w") as f:
+        f.write(f"release-root {app}/releases\nstable-path {live}\n")
+    os.chmod(helper_conf, 0o644)
+    flip(app, "releases/r1")
     try:
-        httpd.write_config(steering_vhost(httpd))
-        httpd.start_fpm("a", workers=6)
-        httpd.start_fpm("b", workers=6)
+        httpd.write_config(vhost(httpd, app, live, helper_conf))
         httpd.start()
-        print(f"demo: httpd on http://127.0.0.1:{httpd.port}/ with replicas a and b "
-              f"(server root {root})")
-        duration = 10
-        run = httpd.load([("/fast.php", 8), ("/slow.php?ms=1500", 2), ("/static.txt", 2)],
-                         duration=duration)
-        time.sleep(4)
-        held = httpd.replica("b")["in_flight"]
-        print(f"demo: SIGKILL to replica b's process group (it held {held} requests)")
-        httpd.fpms[1].kill_group(signal.SIGKILL)
-        time.sleep(3)
-        print("demo: replica b restarted by hand (supervision is not built yet)")
-        httpd.fpms[1].start()
+        harness.wait_for(lambda: all(r["state"] == "ready" for r in httpd.status()["replicas"]),
+                         20, what="replicas ready")
+        print(f"demo: httpd on http://127.0.0.1:{httpd.port}/ ({root})")
+        print(f"demo: {replicas(httpd)}")
+        run = httpd.load([("/version.php", 8), ("/slow.php?ms=1500", 2), ("/static.txt", 2)],
+                         duration=120)
+        time.sleep(2)
+
+        restarts = sum(r["restarts"] for r in httpd.status()["replicas"])
+        print("demo: deploy: flip current -> releases/r2")
+        flip(app, "releases/r2")
+        wait_rolled(httpd, r2, restarts)
+        print(f"demo: {replicas(httpd)}")
+
+        restarts = sum(r["restarts"] for r in httpd.status()["replicas"])
+        print("demo: restart: apachectl graceful")
+        httpd.graceful()
+        wait_rolled(httpd, r2, restarts)
+        print(f"demo: {replicas(httpd)}")
+
+        victim = httpd.replica("b")["pid"]
+        print(f"demo: SIGKILL to replica b's process group (pid {victim})")
+        os.killpg(victim, signal.SIGKILL)
+        harness.wait_for(lambda: httpd.replica("b")["state"] == "ready" and
+                         httpd.replica("b")["pid"] != victim, 20, what="b restarted")
+        print(f"demo: {replicas(httpd)}")
+        time.sleep(2)
+        run.stop()
         result = run.wait()
         failures = result.failures()
-        for rep in httpd.status()["replicas"]:
-            print(f"demo: replica {rep['name']}: state {rep['state']}, requests "
-                  f"{rep['requests']}, failures {rep['failures']}")
         print(f"demo: {result.summary()}")
         print(f"failed requests: {len(failures)}")
         return 0 if not failures else 1
