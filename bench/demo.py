@@ -17,24 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
                                 "integration"))
 import harness  # noqa: E402
 from releases import flip, make_release  # noqa: E402
-
-
-def vhost(httpd, app, live, helper_conf):
-    lines = [f"DocumentRoot {app}/current/public",
-             f"FpmReplicaRelease {app}/current",
-             f"FpmReplicaStablePath {live}",
-             f"<Directory {app}/releases>", "    Require all granted",
-             "    AllowOverride FileInfo", "</Directory>"]
-    for name in ("a", "b"):
-        lines.append(f"FpmReplica {name} unix:{httpd.sock(name)} status=unix:{httpd.sock(name)}.status")
-    lines += [f'FpmReplicaSpawn "{harness.php_fpm_binary()} --nodaemonize --fpm-config '
-              f'{harness.FPM_SUPERVISED_CONF}"',
-              f"FpmReplicaHelper {harness.HELPER} config={helper_conf}",
-              "FpmReplicaDrainTimeout 10s",
-              '<FilesMatch "\\.php$">', "    SetHandler fpm-replica", "</FilesMatch>",
-              '<Location "/fpm-replica-status">', "    SetHandler fpm-replica-status",
-              "    Require ip 127.0.0.1", "</Location>"]
-    return "\n".join(lines)
+from vhosts import namespace_vhost  # noqa: E402
 
 
 def replicas(httpd):
@@ -66,7 +49,7 @@ def main():
     os.chmod(helper_conf, 0o644)
     flip(app, "releases/r1")
     try:
-        httpd.write_config(vhost(httpd, app, live, helper_conf))
+        httpd.write_config(namespace_vhost(httpd, app, live, helper_conf, drain="10s"))
         httpd.start()
         harness.wait_for(lambda: all(r["state"] == "ready" for r in httpd.status()["replicas"]),
                          20, what="replicas ready")

@@ -49,25 +49,3 @@ def flip(app_root, target):
         os.unlink(tmp)
     os.symlink(target, tmp)
     os.rename(tmp, os.path.join(app_root, "current"))
-
-
-def pinned_vhost(httpd, app_root, extra="", names=("a", "b")):
-    lines = [f"DocumentRoot {app_root}/current/public",
-             f"FpmReplicaRelease {app_root}/current",
-             # Pinned requests are served from the real release path, so
-             # access rules name the releases directory, not the symlink.
-             f"<Directory {app_root}/releases>",
-             "    Require all granted",
-             "    AllowOverride FileInfo",
-             "</Directory>"]
-    for name in names:
-        lines.append(f"FpmReplica {name} unix:{httpd.sock(name)}")
-    lines += ['<FilesMatch "\\.php$">',
-              "    SetHandler fpm-replica",
-              "</FilesMatch>",
-              '<Location "/fpm-replica-status">',
-              "    SetHandler fpm-replica-status",
-              "    Require ip 127.0.0.1",
-              "</Location>",
-              extra]
-    return "\n".join(lines)

@@ -8,7 +8,8 @@ import time
 import pytest
 
 import harness
-from releases import flip, make_release, pinned_vhost
+from releases import flip, make_release
+from vhosts import pinned_vhost
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ Apache serves static files from the pinned release itself."""
 import os
 
 import harness
-from releases import flip, pinned_vhost
+from releases import flip
+from vhosts import pinned_vhost
 from test_600_helper import setup, spawn_args  # noqa: F401 (fixture)
 
 

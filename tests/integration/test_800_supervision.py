@@ -8,22 +8,19 @@ import signal
 import time
 
 import harness
-from vhosts import steering_vhost
+from vhosts import spawn_lines, steering_vhost
 
 
-def spawn_vhost(httpd, command=None, extra=""):
-    command = command or f"{harness.php_fpm_binary()} --nodaemonize --fpm-config {harness.FPM_SUPERVISED_CONF}"
-    body = steering_vhost(httpd)
-    lines = []
+def spawn_vhost(httpd, command=None):
+    spawn = spawn_lines()
+    if command:
+        spawn[0] = f'FpmReplicaSpawn "{command}"'
+    body = steering_vhost(httpd, extra="\n".join(spawn))
     for name in ("a", "b"):
         body = body.replace(f"FpmReplica {name} unix:{httpd.sock(name)}",
                             f"FpmReplica {name} unix:{httpd.sock(name)} "
                             f"status=unix:{httpd.sock(name)}.status")
-    lines.append(body)
-    lines.append(f'FpmReplicaSpawn "{command}"')
-    lines.append("FpmReplicaDrainTimeout 5s")
-    lines.append(extra)
-    return "\n".join(lines)
+    return body
 
 
 def all_ready(httpd):
@@ -176,19 +173,13 @@ def test_bad_supervision_directives_are_refused(httpd):
 def test_realpath_mode_supervised_flip_and_graceful_under_load(httpd):
     """No stable path: replicas start without the helper and any replica
     serves any release; a flip and a graceful restart under load."""
-    from releases import flip, make_release, pinned_vhost
+    from releases import flip, make_release
+    from vhosts import pinned_vhost, spawn_lines
     app = os.path.join(httpd.root, "app")
     make_release(app, "r1")
     make_release(app, "r2")
     flip(app, "releases/r1")
-    body = pinned_vhost(httpd, app)
-    for name in ("a", "b"):
-        body = body.replace(f"FpmReplica {name} unix:{httpd.sock(name)}",
-                            f"FpmReplica {name} unix:{httpd.sock(name)} "
-                            f"status=unix:{httpd.sock(name)}.status")
-    body += (f'\nFpmReplicaSpawn "{harness.php_fpm_binary()} --nodaemonize --fpm-config '
-             f'{harness.FPM_SUPERVISED_CONF}"\nFpmReplicaDrainTimeout 5s')
-    httpd.write_config(body)
+    httpd.write_config(pinned_vhost(httpd, app, status=True, extra="\n".join(spawn_lines())))
     httpd.start()
     before = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")
     run = httpd.load([("/version.php", 8), ("/static.txt", 2), ("/slow.php?ms=1500", 2)], duration=8)

@@ -15,26 +15,13 @@ import harness
 from releases import flip, make_release
 from test_600_helper import setup  # noqa: F401 (fixture)
 from test_800_supervision import all_ready, fpm_masters_of, supervisor_pid
+from vhosts import namespace_vhost
 
 
-def namespace_vhost(httpd, setup):  # noqa: F811
-    app, live = setup["app"], setup["live"]
-    lines = [
-             # Where the broken-release test puts a release no replica may serve.
-             f"<Directory {httpd.root}/elsewhere>", "    Require all granted", "</Directory>",f"DocumentRoot {app}/current/public",
-             f"FpmReplicaRelease {app}/current",
-             f"FpmReplicaStablePath {live}",
-             f"<Directory {app}/releases>", "    Require all granted",
-             "    AllowOverride FileInfo", "</Directory>"]
-    for name in ("a", "b"):
-        lines.append(f"FpmReplica {name} unix:{httpd.sock(name)} status=unix:{httpd.sock(name)}.status")
-    lines += [f'FpmReplicaSpawn "{harness.php_fpm_binary()} --nodaemonize --fpm-config {harness.FPM_SUPERVISED_CONF}"',
-              f"FpmReplicaHelper {harness.HELPER} config={setup['conf']}",
-              "FpmReplicaDrainTimeout 5s",
-              '<FilesMatch "\\.php$">', "    SetHandler fpm-replica", "</FilesMatch>",
-              '<Location "/fpm-replica-status">', "    SetHandler fpm-replica-status",
-              "    Require ip 127.0.0.1", "</Location>"]
-    return "\n".join(lines)
+def namespace_config(httpd, setup):  # noqa: F811
+    # Where the broken-release test puts a release no replica may serve.
+    extra = f"<Directory {httpd.root}/elsewhere>\n    Require all granted\n</Directory>"
+    return namespace_vhost(httpd, setup["app"], setup["live"], setup["conf"], extra=extra)
 
 
 def release_of(text):
@@ -50,7 +37,7 @@ def serving(httpd, release_dir):
 @pytest.fixture
 def deployed(httpd, setup):  # noqa: F811
     flip(setup["app"], "releases/r1")
-    httpd.write_config(namespace_vhost(httpd, setup))
+    httpd.write_config(namespace_config(httpd, setup))
     httpd.start()
     reps = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready on r1")
     assert {r["release"] for r in reps} == {setup["r1"]}
