@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(apache2 apache2-dev libcap-dev libcap2-bin catch2 php-fpm libfcgi-bin wrk curl
+PACKAGES=(apache2 apache2-dev libcap-dev libcap2-bin catch2 php-fpm libfcgi-bin wrk curl prometheus
           cmake g++ make python3 python3-pytest)
 
 missing=()
@@ -19,7 +19,16 @@ if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
+    # The prometheus package is here for promtool only: keep its postinst
+    # from starting a Prometheus server (policy-rc.d: "do not start services").
+    made_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+    [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

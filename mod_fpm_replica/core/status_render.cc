@@ -57,3 +57,80 @@ std::string render_status_json(const VhostStatus& status) {
 }
 
 }  // namespace fpmr
+
+namespace fpmr {
+
+namespace {
+
+std::string label_escape(const std::string& text) {
+    std::string out;
+    for (char c : text) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
+void family(std::string& out, const char* name, const char* type, const char* help) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+}  // namespace
+
+std::string render_status_prometheus(const VhostStatus& status) {
+    std::string out;
+    const std::string vhost = "vhost=\"" + label_escape(status.vhost) + "\"";
+    auto labels = [&](const ReplicaStatus& r) {
+        return "{" + vhost + ",replica=\"" + label_escape(r.name) + "\"";
+    };
+    family(out, "fpm_replica_vhost_release_info", "gauge",
+           "The release the vhost's release symlink names now (1; absent without one).");
+    if (status.release) {
+        out += "fpm_replica_vhost_release_info{" + vhost + ",release=\"" +
+               label_escape(*status.release) + "\"} 1\n";
+    }
+    family(out, "fpm_replica_info", "gauge", "A replica's socket and the release it serves (1).");
+    for (const auto& r : status.replicas) {
+        out += "fpm_replica_info" + labels(r) + ",socket=\"" + label_escape(r.socket) +
+               "\",release=\"" + label_escape(r.release.value_or("")) + "\"} 1\n";
+    }
+    family(out, "fpm_replica_state", "gauge",
+           "1 for the replica's current state (starting, ready, draining, stopped, failed), else 0.");
+    for (const auto& r : status.replicas) {
+        for (auto st : {ReplicaState::Starting, ReplicaState::Ready, ReplicaState::Draining,
+                        ReplicaState::Stopped, ReplicaState::Failed}) {
+            out += "fpm_replica_state" + labels(r) + ",state=\"" + state_name(st) + "\"} " +
+                   (st == r.state ? "1" : "0") + "\n";
+        }
+    }
+    struct Figure {
+        const char* name;
+        const char* type;
+        const char* help;
+        double (*value)(const ReplicaStatus&);
+    };
+    const Figure figures[] = {
+        {"fpm_replica_in_flight", "gauge", "Requests handed to the replica and not finished.",
+         [](const ReplicaStatus& r) { return static_cast<double>(r.in_flight); }},
+        {"fpm_replica_requests_total", "counter", "Requests handed to the replica.",
+         [](const ReplicaStatus& r) { return static_cast<double>(r.requests); }},
+        {"fpm_replica_failures_total", "counter",
+         "Requests that ended in a backend error on the replica (refused, reset).",
+         [](const ReplicaStatus& r) { return static_cast<double>(r.failures); }},
+        {"fpm_replica_restarts_total", "counter", "Times the supervisor restarted or replaced the replica.",
+         [](const ReplicaStatus& r) { return static_cast<double>(r.restarts); }},
+    };
+    for (const auto& f : figures) {
+        family(out, f.name, f.type, f.help);
+        for (const auto& r : status.replicas) {
+            char value[32];
+            std::snprintf(value, sizeof value, "%.0f", f.value(r));
+            out += std::string(f.name) + labels(r) + "} " + value + "\n";
+        }
+    }
+    return out;
+}
+
+}  // namespace fpmr

@@ -31,5 +31,8 @@ struct VhostStatus {
 
 std::string json_escape(const std::string& text);
 std::string render_status_json(const VhostStatus& status);
+// The same figures in Prometheus' text exposition format (version 0.0.4);
+// every metric name starts with fpm_replica_.
+std::string render_status_prometheus(const VhostStatus& status);
 
 }  // namespace fpmr

@@ -171,6 +171,23 @@ int handle_post(request_rec* r, VhostReplicas& set, SharedState shared) {
     return send_json(r, HTTP_OK, render_status_json(collect(r->server, set, shared)));
 }
 
+// GET ?format=prometheus
+bool wants_prometheus(const request_rec* r) {
+    if (!r->args) return false;
+    std::string args = r->args;
+    size_t at = 0;
+    while (at <= args.size()) {
+        size_t amp = args.find('&', at);
+        if (args.compare(at, amp == std::string::npos ? std::string::npos : amp - at,
+                         "format=prometheus") == 0) {
+            return true;
+        }
+        if (amp == std::string::npos) break;
+        at = amp + 1;
+    }
+    return false;
+}
+
 int status_handler(request_rec* r) {
     if (!r->handler || std::strcmp(r->handler, kHandlerName) != 0) return DECLINED;
     try {
@@ -181,6 +198,15 @@ int status_handler(request_rec* r) {
         }
         r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
         if (r->method_number == M_GET) {
+            if (wants_prometheus(r)) {
+                r->status = HTTP_OK;
+                ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
+                apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+                if (r->header_only) return OK;
+                std::string text = render_status_prometheus(collect(r->server, *set, shared));
+                ap_rwrite(text.data(), static_cast<int>(text.size()), r);
+                return OK;
+            }
             if (r->header_only) return send_json(r, HTTP_OK, "");
             return send_json(r, HTTP_OK, render_status_json(collect(r->server, *set, shared)));
         }

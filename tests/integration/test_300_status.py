@@ -95,3 +95,20 @@ def test_graceful_restart_during_load_keeps_counts_exact(httpd):
     assert result.failures() == [], result.summary()
     harness.wait_for(lambda: all(r["in_flight"] == 0 for r in httpd.status()["replicas"]),
                      10, what="in_flight back to 0 after a graceful restart under load")
+
+
+def test_prometheus_format_passes_promtool(httpd):
+    import shutil
+    import subprocess
+    start_two(httpd)
+    httpd.get("/fast.php")
+    r = httpd.get("/fpm-replica-status?format=prometheus")
+    assert r.status == 200
+    assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert 'fpm_replica_requests_total{vhost="app.test:%d",replica="a"} 1' % httpd.port in r.text
+    assert 'fpm_replica_state{vhost="app.test:%d",replica="b",state="ready"} 1' % httpd.port in r.text
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian package prometheus) is needed"
+    check = subprocess.run([promtool, "check", "metrics"], input=r.text, capture_output=True,
+                           text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -36,3 +36,35 @@ TEST_CASE("status document has the SPEC's fields, nulls where unknown", "[status
 TEST_CASE("json_escape escapes control characters", "[status]") {
     CHECK(json_escape("a\\b\n\x01") == "\"a\\\\b\\n\\u0001\"");
 }
+
+TEST_CASE("Prometheus text format: families, labels, escaping", "[status]") {
+    VhostStatus v;
+    v.vhost = "app.test:8080";
+    v.release = "/srv/app/releases/r\"2";
+    ReplicaStatus a;
+    a.name = "a";
+    a.socket = "unix:/run/a.sock";
+    a.state = ReplicaState::Draining;
+    a.in_flight = 3;
+    a.requests = 10234;
+    a.failures = 1;
+    a.restarts = 2;
+    v.replicas = {a};
+    std::string text = render_status_prometheus(v);
+    CHECK(text.find("# TYPE fpm_replica_requests_total counter\nfpm_replica_requests_total"
+                    "{vhost=\"app.test:8080\",replica=\"a\"} 10234\n") != std::string::npos);
+    CHECK(text.find("fpm_replica_state{vhost=\"app.test:8080\",replica=\"a\",state=\"draining\"} 1\n") !=
+          std::string::npos);
+    CHECK(text.find("fpm_replica_state{vhost=\"app.test:8080\",replica=\"a\",state=\"ready\"} 0\n") !=
+          std::string::npos);
+    CHECK(text.find("fpm_replica_in_flight{vhost=\"app.test:8080\",replica=\"a\"} 3\n") != std::string::npos);
+    CHECK(text.find("release=\"/srv/app/releases/r\\\"2\"} 1") != std::string::npos);
+    CHECK(text.find("fpm_replica_info{vhost=\"app.test:8080\",replica=\"a\",socket=\"unix:/run/a.sock\"") !=
+          std::string::npos);
+    for (size_t at = 0; (at = text.find('\n', at)) != std::string::npos; ++at) {
+        size_t start = text.rfind('\n', at - 1);
+        std::string line = text.substr(start == std::string::npos ? 0 : start + 1,
+                                       at - (start == std::string::npos ? 0 : start + 1));
+        if (line[0] != '#') CHECK(line.rfind("fpm_replica_", 0) == 0);
+    }
+}
