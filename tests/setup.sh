@@ -21,14 +21,12 @@ if ((${#missing[@]})); then
     apt-get update -q
     # The prometheus package is here for promtool only: keep its postinst
     # from starting a Prometheus server (policy-rc.d: "do not start services").
-    made_policy=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
         chmod +x /usr/sbin/policy-rc.d
-        made_policy=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
     apt-get install -y -q --no-install-recommends "${missing[@]}"
-    [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
