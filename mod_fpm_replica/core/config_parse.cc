@@ -253,3 +253,48 @@ std::optional<int64_t> parse_duration_us(std::string_view text, std::string* err
 }
 
 }  // namespace fpmr
+
+namespace fpmr {
+
+std::optional<HealthCheckSpec> parse_health_check(const std::vector<std::string>& args,
+                                                  std::string* error) {
+    HealthCheckSpec spec;
+    for (const auto& word : args) {
+        size_t eq = word.find('=');
+        std::string key = eq == std::string::npos ? word : word.substr(0, eq);
+        std::string value = eq == std::string::npos ? "" : word.substr(eq + 1);
+        if (key == "interval" || key == "timeout") {
+            auto us = parse_duration_us(value, error);
+            if (!us) return std::nullopt;
+            if (*us < 10000 || *us > 3600LL * 1000000) {
+                *error = key + "=" + value + " must be between 10ms and 1h";
+                return std::nullopt;
+            }
+            (key == "interval" ? spec.interval_us : spec.timeout_us) = *us;
+        } else if (key == "fails" || key == "passes") {
+            char* end = nullptr;
+            long n = std::strtol(value.c_str(), &end, 10);
+            if (value.empty() || *end || n < 1 || n > 100) {
+                *error = key + "=" + value + " must be a number from 1 to 100";
+                return std::nullopt;
+            }
+            (key == "fails" ? spec.fails : spec.passes) = static_cast<int>(n);
+        } else if (key == "path") {
+            if (value.empty() || value[0] != '/' || value.find_first_of(" \t\r\n") != std::string::npos) {
+                *error = "path=" + value + " must be an absolute URL path such as /ping";
+                return std::nullopt;
+            }
+            spec.path = value;
+        } else {
+            *error = "unknown option '" + word + "' (interval=, timeout=, fails=, passes=, path=)";
+            return std::nullopt;
+        }
+    }
+    if (spec.timeout_us > spec.interval_us) {
+        *error = "timeout must not be longer than interval";
+        return std::nullopt;
+    }
+    return spec;
+}
+
+}  // namespace fpmr

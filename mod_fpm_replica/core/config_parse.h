@@ -71,3 +71,18 @@ std::string check_replica_conflicts(const std::vector<ReplicaSpec>& existing,
 std::optional<int64_t> parse_duration_us(std::string_view text, std::string* error);
 
 }  // namespace fpmr
+
+namespace fpmr {
+
+// FpmReplicaHealthCheck [interval=1s] [timeout=1s] [fails=2] [passes=1] [path=/ping]
+struct HealthCheckSpec {
+    int64_t interval_us = 1000000;
+    int64_t timeout_us = 1000000;
+    int fails = 2;
+    int passes = 1;
+    std::string path = "/ping";
+};
+std::optional<HealthCheckSpec> parse_health_check(const std::vector<std::string>& args,
+                                                  std::string* error);
+
+}  // namespace fpmr

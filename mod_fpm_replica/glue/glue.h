@@ -70,6 +70,8 @@ struct ServerConfig {
     const char* helper_config;   // null: the helper's default
     int64_t drain_timeout_us;
     int drain_timeout_set;
+    // FpmReplicaHealthCheck; null without it. Pool-owned copy.
+    const HealthCheckSpec* health;
 };
 
 constexpr const char* kDefaultHelperPath = "/usr/libexec/fpm-replica-helper";

@@ -224,6 +224,26 @@ const char* set_helper(cmd_parms* cmd, void*, const char* path, const char* opti
     return nullptr;
 }
 
+apr_status_t delete_health(void* data) {
+    delete static_cast<HealthCheckSpec*>(data);
+    return APR_SUCCESS;
+}
+
+const char* set_health_check(cmd_parms* cmd, void*, int argc, char* const argv[]) {
+    try {
+        if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
+        std::string error;
+        auto spec = parse_health_check(std::vector<std::string>(argv, argv + argc), &error);
+        if (!spec) return fail(cmd, error);
+        auto* owned = new HealthCheckSpec(*spec);
+        apr_pool_cleanup_register(cmd->pool, owned, delete_health, apr_pool_cleanup_null);
+        server_config(cmd->server)->health = owned;
+        return nullptr;
+    } catch (...) {
+        return fail(cmd, "internal error");
+    }
+}
+
 const char* set_drain_timeout(cmd_parms* cmd, void*, const char* arg) {
     if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
     std::string error;
@@ -377,6 +397,9 @@ const command_rec directives[] = {
     AP_INIT_TAKE1("FpmReplicaDrainTimeout", as_cmd_func(set_drain_timeout), nullptr, RSRC_CONF,
                   "FpmReplicaDrainTimeout DURATION: how long a stopping replica may finish its "
                   "requests before it is killed (default 60s)"),
+    AP_INIT_TAKE_ARGV("FpmReplicaHealthCheck", as_cmd_func(set_health_check), nullptr, RSRC_CONF,
+                      "FpmReplicaHealthCheck [interval=1s] [timeout=1s] [fails=2] [passes=1] "
+                      "[path=/ping]: FastCGI checks of every replica (status socket first)"),
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
 };
 

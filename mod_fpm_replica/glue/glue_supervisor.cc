@@ -57,6 +57,11 @@ struct MemberRun {
     std::string release;     // what its master serves (namespace mode)
     bool stopping = false;   // we asked it to stop: its exit is no crash
     int64_t kill_at_us = 0;  // SIGKILL if still running then
+    // FpmReplicaHealthCheck bookkeeping.
+    int failed_checks = 0;
+    int passed_checks = 0;
+    int64_t next_check_us = 0;
+    bool health_failed = false;  // out of rotation because of its checks
 };
 
 // One supervised replica, as the supervisor process sees it. `active` is the
@@ -64,6 +69,8 @@ struct MemberRun {
 // is ready the active one drains and stops.
 struct Job {
     std::string vhost;
+    bool supervised = true;        // false: FpmReplicaHealthCheck only, started by someone else
+    std::optional<HealthCheckSpec> health;
     SpawnRequest request;          // release_dir filled at each start
     std::string release_symlink;   // "" without FpmReplicaRelease
     std::vector<MemberRun> members;  // [0] primary, [1] alternate (unix sockets)
@@ -133,10 +140,10 @@ int connect_to(const SocketSpec& spec, int timeout_ms) {
 // (php-fpm's ping.path; any complete answer proves a worker ran it), on its
 // status socket when it has one: that pool answers even when every worker
 // of the main pool is busy.
-bool answers_ping(const SocketSpec& spec, int timeout_ms) {
+bool answers_ping(const SocketSpec& spec, int timeout_ms, const std::string& path = "/ping") {
     int fd = connect_to(spec, timeout_ms);
     if (fd < 0) return false;
-    std::string request = fcgi_ping_request("/ping");
+    std::string request = fcgi_ping_request(path);
     int64_t deadline = now_us() + timeout_ms * 1000LL;
     size_t sent = 0;
     std::string received;
@@ -226,6 +233,7 @@ public:
             for (Job& j : jobs_) start_if_due(j, now);
             for (Job& j : jobs_) check_ready(j, now);
             advance_replacement(now);
+            for (Job& j : jobs_) check_health(j, now_us());
             sleep_us(kTickUs);
         }
         stop_all();
@@ -250,6 +258,8 @@ private:
         m.pid = pid;
         m.started_us = now;
         m.stopping = false;
+        m.failed_checks = m.passed_checks = 0;
+        m.health_failed = false;
         slot(m).pid.store(pid);
         slot(m).retry_at_us.store(0);
         set_state(m, ReplicaState::Starting);
@@ -325,6 +335,7 @@ private:
         bool restarted = generation != generation_seen_;
         generation_seen_ = generation;
         for (Job& j : jobs_) {
+            if (!j.supervised) continue;
             uint32_t requested = slot(j.members[0]).restart_requested.load();
             if (restarted || requested != j.restart_seen) j.replace_pending = true;
             j.restart_seen = requested;
@@ -352,7 +363,57 @@ private:
                      j.current().release.c_str());
     }
 
+    // FpmReplicaHealthCheck: `fails` missed checks in a row take a member out
+    // of rotation (failed); `passes` answered ones bring it back. A supervised
+    // master that fails its checks (hung, say) is killed and restarted.
+    void check_health(Job& j, int64_t now) {
+        if (!j.health) return;
+        const HealthCheckSpec& h = *j.health;
+        const uint32_t ready = static_cast<uint32_t>(ReplicaState::Ready);
+        const uint32_t failed = static_cast<uint32_t>(ReplicaState::Failed);
+        for (MemberRun& m : j.members) {
+            if (j.supervised && (!m.pid || m.stopping)) continue;
+            uint32_t st = slot(m).state.load();
+            if (st != ready && !(m.health_failed && st == failed)) continue;
+            if (now < m.next_check_us) continue;
+            bool ok = answers_ping(m.status ? *m.status : m.socket,
+                                   static_cast<int>(h.timeout_us / 1000), h.path);
+            m.next_check_us = now_us() + h.interval_us;
+            if (ok) {
+                m.failed_checks = 0;
+                ++m.passed_checks;
+                uint32_t expected = failed;
+                if (m.health_failed && m.passed_checks >= h.passes &&
+                    slot(m).state.compare_exchange_strong(expected, ready)) {
+                    m.health_failed = false;
+                    slot(m).retry_at_us.store(0);
+                    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00045)
+                                 "replica '%s' of %s on %s passes its health checks again: back "
+                                 "in rotation", j.name().c_str(), j.vhost.c_str(),
+                                 m.socket.text().c_str());
+                }
+                continue;
+            }
+            m.passed_checks = 0;
+            ++m.failed_checks;
+            uint32_t expected = ready;
+            if (!m.health_failed && m.failed_checks >= h.fails &&
+                slot(m).state.compare_exchange_strong(expected, failed)) {
+                m.health_failed = true;
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00044)
+                             "replica '%s' of %s on %s failed %d health checks in a row: out of "
+                             "rotation%s", j.name().c_str(), j.vhost.c_str(), m.socket.text().c_str(),
+                             m.failed_checks, j.supervised ? "; restarting it" : "");
+                if (j.supervised && m.pid) {
+                    ::kill(-m.pid, SIGKILL);
+                    ::kill(m.pid, SIGKILL);
+                }
+            }
+        }
+    }
+
     void start_if_due(Job& j, int64_t now) {
+        if (!j.supervised) return;
         MemberRun& m = j.current();
         if (m.pid || j.failed || now < j.next_start_us) return;
         if (!start_member(j, m, now)) {
@@ -395,7 +456,7 @@ private:
         }
         if (!rolling) {
             for (Job& j : jobs_) {
-                if (!j.replace_pending) continue;
+                if (!j.supervised || !j.replace_pending) continue;
                 j.replace_pending = false;
                 MemberRun& cur = j.current();
                 if (j.failed || !cur.pid || state(cur) != ReplicaState::Ready) {
@@ -494,6 +555,7 @@ private:
             sleep_us(50000);
         }
         for (Job& j : jobs_) {
+            if (!j.supervised) continue;  // someone else's masters: left alone
             for (MemberRun& m : j.members) {
                 if (m.pid) {
                     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s_, FPMRNO(00031)
@@ -525,17 +587,22 @@ std::vector<Job> collect_jobs(server_rec* main_server, int64_t* drain_timeout_us
         VhostReplicas* set = replicas_for(s);
         if (!set || set->defined_in != s) continue;
         ServerConfig* conf = server_config(s);
-        if (!conf->spawn_command) continue;
+        if (!conf->spawn_command && !conf->health) continue;
         std::string error;
-        auto command = split_command(conf->spawn_command, &error);
-        if (!command) continue;  // refused at configtest
+        std::optional<std::vector<std::string>> command;
+        if (conf->spawn_command) {
+            command = split_command(conf->spawn_command, &error);
+            if (!command) continue;  // refused at configtest
+        }
         if (conf->drain_timeout_set && conf->drain_timeout_us > *drain_timeout_us) {
             *drain_timeout_us = conf->drain_timeout_us;
         }
         for (size_t i = 0; i < set->replicas.size(); ++i) {
             Job j;
             j.vhost = set->vhost_label;
-            j.request.command = *command;
+            j.supervised = command.has_value();
+            if (conf->health) j.health = *conf->health;
+            if (command) j.request.command = *command;
             j.request.replica = set->replicas[i];
             if (conf->stable_path) {
                 j.request.stable_path = conf->stable_path;

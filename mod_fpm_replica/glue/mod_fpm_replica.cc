@@ -24,6 +24,7 @@ void* merge_server_config(apr_pool_t* p, void* base_v, void* add_v) {
     merged->helper_path = add->helper_path ? add->helper_path : base->helper_path;
     merged->helper_config = add->helper_path ? add->helper_config : base->helper_config;
     merged->drain_timeout_set = add->drain_timeout_set || base->drain_timeout_set;
+    merged->health = add->health ? add->health : base->health;
     merged->drain_timeout_us =
         add->drain_timeout_set ? add->drain_timeout_us : base->drain_timeout_us;
     // pinned_docroot_suffix is computed per server in post_config.

@@ -128,3 +128,29 @@ TEST_CASE("durations", "[config]") {
     CHECK_FALSE(parse_duration_us("-1s", &error));
     CHECK_FALSE(parse_duration_us("s", &error));
 }
+
+TEST_CASE("FpmReplicaHealthCheck options", "[config]") {
+    std::string error;
+    auto d = parse_health_check({}, &error);
+    REQUIRE(d);
+    CHECK(d->interval_us == 1000000);
+    CHECK(d->timeout_us == 1000000);
+    CHECK(d->fails == 2);
+    CHECK(d->passes == 1);
+    CHECK(d->path == "/ping");
+    auto c = parse_health_check({"interval=500ms", "timeout=200ms", "fails=3", "passes=2", "path=/health"}, &error);
+    REQUIRE(c);
+    CHECK(c->interval_us == 500000);
+    CHECK(c->timeout_us == 200000);
+    CHECK(c->fails == 3);
+    CHECK(c->passes == 2);
+    CHECK(c->path == "/health");
+    CHECK_FALSE(parse_health_check({"interval=1h2"}, &error));
+    CHECK_FALSE(parse_health_check({"fails=0"}, &error));
+    CHECK(error == "fails=0 must be a number from 1 to 100");
+    CHECK_FALSE(parse_health_check({"path=ping"}, &error));
+    CHECK_FALSE(parse_health_check({"weight=2"}, &error));
+    CHECK(error.find("unknown option 'weight=2'") != std::string::npos);
+    CHECK_FALSE(parse_health_check({"interval=1s", "timeout=2s"}, &error));
+    CHECK(error == "timeout must not be longer than interval");
+}

@@ -1,0 +1,61 @@
+"""FpmReplicaHealthCheck: FastCGI checks of every replica from one checker per
+httpd instance; a hung or dead replica leaves rotation within interval *
+fails and comes back by itself."""
+
+import os
+import signal
+import time
+
+import harness
+from test_200_steering import replica_of
+from test_800_supervision import all_ready, spawn_vhost
+from vhosts import replica_lines, steering_vhost
+
+CHECK = "FpmReplicaHealthCheck interval=200ms timeout=200ms fails=2 passes=1"
+
+
+def test_a_hung_replica_leaves_rotation_and_comes_back(httpd):
+    body = steering_vhost(httpd, extra=CHECK)
+    for line in replica_lines(httpd, ("a", "b")):
+        body = body.replace(line, line + f" status=unix:{line.split('unix:')[1]}.status")
+    httpd.write_config(body)
+    httpd.start_fpm("a")
+    b = httpd.start_fpm("b")
+    httpd.start()
+    harness.wait_for(lambda: all(r["state"] == "ready" for r in httpd.status()["replicas"]), 5,
+                     what="replicas ready")
+    httpd.expect_log(r"FPMR00044", r"FPMR00045")
+    # Hung: the whole process group stopped; connections are accepted by the
+    # kernel but never answered.
+    b.kill_group(signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    try:
+        harness.wait_for(lambda: httpd.replica("b")["state"] == "failed", 5, what="b failed")
+        detected = time.monotonic() - stopped_at
+        assert detected < 0.2 * 2 + 0.2 * 2 + 0.5, detected  # interval*fails + one timeout each
+        served = [replica_of(httpd.get("/fast.php", timeout=5)) for _ in range(6)]
+        assert served == ["a"] * 6
+    finally:
+        b.kill_group(signal.SIGCONT)
+    harness.wait_for(lambda: httpd.replica("b")["state"] == "ready", 5, what="b back")
+    assert {replica_of(httpd.get("/fast.php")) for _ in range(4)} == {"a", "b"}
+
+
+def test_a_hung_supervised_replica_is_restarted(httpd):
+    httpd.write_config(spawn_vhost(httpd) + "\n" + CHECK)
+    httpd.start()
+    before = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")
+    httpd.expect_log(r"FPMR00044", r"FPMR00028", *harness.REPLICA_KILLED_LOG)
+    hung = before[1]["pid"]
+    os.killpg(hung, signal.SIGSTOP)
+    reps = harness.wait_for(lambda: (lambda r: r if r and r[1]["pid"] != hung else None)(
+        all_ready(httpd)), 15, what="b restarted with a new pid")
+    assert reps[1]["restarts"] >= 1
+    assert all(httpd.get("/fast.php").status == 200 for _ in range(4))
+
+
+def test_bad_health_check_options_are_refused(httpd):
+    httpd.write_config(steering_vhost(httpd, extra="FpmReplicaHealthCheck fails=0"))
+    r = httpd.configtest()
+    assert r.returncode != 0
+    assert "FpmReplicaHealthCheck: fails=0 must be a number from 1 to 100" in r.stderr
