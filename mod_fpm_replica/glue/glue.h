@@ -28,6 +28,7 @@ struct Member {
     bool alternate = false;
     SocketSpec socket;
     std::optional<SocketSpec> status;
+    std::optional<SocketSpec> probe;
     std::string route;                 // "a", or "a.alt" ('.' never occurs in a name)
     int slot = -1;                     // shared slot; bound in post_config
 };
@@ -72,6 +73,8 @@ struct ServerConfig {
     int drain_timeout_set;
     // FpmReplicaHealthCheck; null without it. Pool-owned copy.
     const HealthCheckSpec* health;
+    // FpmReplicaProbe: the URL path of the probe lane; null without it.
+    const char* probe_path;
 };
 
 constexpr const char* kDefaultHelperPath = "/usr/libexec/fpm-replica-helper";
@@ -96,6 +99,8 @@ struct RequestState {
     uint64_t release_hash = 0;          // of release_dir: namespace mode routes on it
     bool pin_failed = false;            // the release symlink could not be resolved
     bool stable_paths = false;          // namespace mode: php-fpm gets paths under the stable path
+    bool probe_lane = false;            // FpmReplicaProbe request sent to a probe pool
+    int probe_member = -1;              // member whose status socket answers the probe
 
     VhostReplicas* set = nullptr;
     int current = -1;                  // replica index of the attempt in progress
@@ -115,6 +120,11 @@ void register_steering_hooks(apr_pool_t* p);
 void register_status_hooks(apr_pool_t* p);
 void register_pinning_hooks(apr_pool_t* p);
 void register_supervisor_hooks(apr_pool_t* p);
+void register_probe_hooks(apr_pool_t* p);
+
+// A FastCGI GET of `path` on `spec`; true on any complete answer within the
+// timeout (the readiness test, the health checks, the probe lane).
+bool answers_ping(const SocketSpec& spec, int timeout_ms, const std::string& path = "/ping");
 // The running replica supervisor's pid, or 0.
 pid_t running_supervisor_pid();
 

@@ -81,6 +81,7 @@ const char* add_member(cmd_parms* cmd, VhostReplicas* set, size_t replica, bool 
     m.alternate = alternate;
     m.socket = alternate ? spec.socket.alternate() : spec.socket;
     if (spec.status) m.status = alternate ? spec.status->alternate() : *spec.status;
+    if (spec.probe) m.probe = alternate ? spec.probe->alternate() : *spec.probe;
     m.route = alternate ? spec.name + ".alt" : spec.name;
     std::string worker_host = set->id + "-" + spec.name + (alternate ? "-alt" : "");
     std::string member = set->balancer_url + " " + m.socket.proxy_url(worker_host) +
@@ -244,6 +245,15 @@ const char* set_health_check(cmd_parms* cmd, void*, int argc, char* const argv[]
     }
 }
 
+const char* set_probe(cmd_parms* cmd, void*, const char* arg) {
+    if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
+    if (arg[0] != '/' || std::strpbrk(arg, " \t?#")) {
+        return fail(cmd, std::string("'") + arg + "' must be a URL path such as /healthz.php");
+    }
+    server_config(cmd->server)->probe_path = apr_pstrdup(cmd->pool, arg);
+    return nullptr;
+}
+
 const char* set_drain_timeout(cmd_parms* cmd, void*, const char* arg) {
     if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
     std::string error;
@@ -400,6 +410,9 @@ const command_rec directives[] = {
     AP_INIT_TAKE_ARGV("FpmReplicaHealthCheck", as_cmd_func(set_health_check), nullptr, RSRC_CONF,
                       "FpmReplicaHealthCheck [interval=1s] [timeout=1s] [fails=2] [passes=1] "
                       "[path=/ping]: FastCGI checks of every replica (status socket first)"),
+    AP_INIT_TAKE1("FpmReplicaProbe", as_cmd_func(set_probe), nullptr, RSRC_CONF,
+                  "FpmReplicaProbe URL-PATH: requests for this path go to a ready replica's "
+                  "probe= pool (or are answered from its status socket's ping)"),
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
 };
 

@@ -225,11 +225,14 @@ int map_handler_to_balancer(request_rec* r) {
 int switch_to_stable_paths(request_rec* r) {
     try {
         VhostReplicas* set = replicas_for(r->server);
-        if (!set || !r->handler || std::strncmp(r->handler, "proxy:", 6) != 0 ||
-            set->balancer_url != r->handler + 6) {
+        RequestState* st = request_state(r, false);
+        bool to_balancer = set && r->handler && std::strncmp(r->handler, "proxy:", 6) == 0 &&
+                           set->balancer_url == r->handler + 6;
+        if (st && st->probe_lane) {
+            use_stable_paths(r, st);  // the probe pool runs in the replica's namespace too
             return DECLINED;
         }
-        RequestState* st = request_state(r, false);
+        if (!to_balancer) return DECLINED;
         use_stable_paths(r, st);
         if (st && st->release_hash && routes_by_release(set)) {
             int rc = wait_for_release(r, st);

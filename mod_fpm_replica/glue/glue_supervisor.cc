@@ -140,7 +140,9 @@ int connect_to(const SocketSpec& spec, int timeout_ms) {
 // (php-fpm's ping.path; any complete answer proves a worker ran it), on its
 // status socket when it has one: that pool answers even when every worker
 // of the main pool is busy.
-bool answers_ping(const SocketSpec& spec, int timeout_ms, const std::string& path = "/ping") {
+}  // namespace
+
+bool answers_ping(const SocketSpec& spec, int timeout_ms, const std::string& path) {
     int fd = connect_to(spec, timeout_ms);
     if (fd < 0) return false;
     std::string request = fcgi_ping_request(path);
@@ -170,6 +172,8 @@ bool answers_ping(const SocketSpec& spec, int timeout_ms, const std::string& pat
     ::close(fd);
     return complete;
 }
+
+namespace {
 
 std::string resolve_release(const std::string& symlink) {
     if (symlink.empty()) return {};

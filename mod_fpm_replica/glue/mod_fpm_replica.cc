@@ -25,6 +25,7 @@ void* merge_server_config(apr_pool_t* p, void* base_v, void* add_v) {
     merged->helper_config = add->helper_path ? add->helper_config : base->helper_config;
     merged->drain_timeout_set = add->drain_timeout_set || base->drain_timeout_set;
     merged->health = add->health ? add->health : base->health;
+    merged->probe_path = add->probe_path ? add->probe_path : base->probe_path;
     merged->drain_timeout_us =
         add->drain_timeout_set ? add->drain_timeout_us : base->drain_timeout_us;
     // pinned_docroot_suffix is computed per server in post_config.
@@ -38,6 +39,7 @@ void register_hooks(apr_pool_t* p) {
     fpmr::glue::register_status_hooks(p);
     fpmr::glue::register_pinning_hooks(p);
     fpmr::glue::register_supervisor_hooks(p);
+    fpmr::glue::register_probe_hooks(p);
 }
 
 }  // namespace

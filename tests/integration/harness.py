@@ -117,7 +117,8 @@ class PhpFpm:
     """One php-fpm master ("replica"), started from the shared config file."""
 
     def __init__(self, root, name, listen, status_listen="", workers=4, extra_env=None,
-                 wrapper=None):
+                 wrapper=None, conf=None):
+        self.conf = conf or FPM_CONF_TEMPLATE
         self.wrapper = wrapper or []   # e.g. fpm-replica-helper spawn ... --
         self.root = root
         self.name = name
@@ -144,7 +145,7 @@ class PhpFpm:
         env.update(self.extra_env)
         # Own session, so a test can SIGKILL the whole process group.
         self.proc = subprocess.Popen(
-            self.wrapper + [php_fpm_binary(), "--nodaemonize", "--fpm-config", FPM_CONF_TEMPLATE],
+            self.wrapper + [php_fpm_binary(), "--nodaemonize", "--fpm-config", self.conf],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(self.log + ".stderr", "w"), start_new_session=True)
         wait_for(lambda: unix_socket_accepts(self.listen) or self._died(), timeout,

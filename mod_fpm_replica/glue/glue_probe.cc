@@ -1,0 +1,112 @@
+// The probe lane (FpmReplicaProbe): requests for the probe path go to a ready
+// replica's small dedicated probe pool (probe=), so a load balancer's or
+// Kubernetes' probe runs the application's own health script without queueing
+// behind busy workers; without a probe pool they are answered from the
+// replica's status socket (a FastCGI ping). 503 while the vhost has no usable
+// replica, so a fleet load balancer takes the host out.
+#include <cstring>
+#include <string>
+
+#include "glue.h"
+#include "selection.h"
+
+namespace fpmr::glue {
+
+namespace {
+
+constexpr const char* kProbeHandler = "fpm-replica-probe";
+constexpr int kProbePingTimeoutMs = 250;
+
+bool member_usable(const Member& m, SharedState shared, const RequestState* st, bool by_release) {
+    if (m.slot < 0) return false;
+    const ReplicaSlot& slot = shared.slot(m.slot);
+    if (static_cast<ReplicaState>(slot.state.load()) != ReplicaState::Ready) return false;
+    if (slot.retry_at_us.load() != 0) return false;  // refused recently
+    return !by_release || slot.release_hash.load() == st->release_hash;
+}
+
+// fixups, MIDDLE: after SetHandler (core, REALLY_FIRST), before the
+// fpm-replica handler is mapped to the balancer (LAST).
+int route_probe(request_rec* r) {
+    try {
+        if (r->main) return DECLINED;
+        ServerConfig* conf = server_config(r->server);
+        if (!conf->probe_path || !r->uri || std::strcmp(r->uri, conf->probe_path) != 0) {
+            return DECLINED;
+        }
+        VhostReplicas* set = replicas_for(r->server);
+        SharedState shared = shared_state();
+        if (!set || !shared.valid()) return DECLINED;
+        RequestState* st = request_state(r, true);
+        bool by_release = routes_by_release(set) && st->release_hash != 0;
+        int with_probe = -1, any = -1;
+        int64_t least = 0;
+        for (size_t i = 0; i < set->members.size(); ++i) {
+            const Member& m = set->members[i];
+            if (!member_usable(m, shared, st, by_release)) continue;
+            if (any < 0) any = static_cast<int>(i);
+            int64_t in_flight = shared.slot(m.slot).in_flight.load();
+            if (m.probe && (with_probe < 0 || in_flight < least)) {
+                with_probe = static_cast<int>(i);
+                least = in_flight;
+            }
+        }
+        if (any < 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, FPMRNO(00046)
+                          "probe %s: no usable replica in %s: 503", r->uri,
+                          set->vhost_label.c_str());
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        if (with_probe >= 0) {
+            const Member& m = set->members[with_probe];
+            std::string host = set->id + "-" + m.route + "-probe";
+            for (char& c : host) {
+                if (c == '.') c = '-';
+            }
+            std::string handler = "proxy:" + m.probe->proxy_url(host);
+            r->handler = apr_pstrdup(r->pool, handler.c_str());
+            st->probe_lane = true;
+            apr_table_setn(r->notes, "fpm-replica", set->replicas[m.replica].name.c_str());
+            return OK;
+        }
+        st->probe_member = any;
+        r->handler = kProbeHandler;
+        return OK;
+    } catch (...) {
+        return DECLINED;
+    }
+}
+
+// Without a probe pool: the replica's status socket (or main socket) answers
+// a FastCGI ping, which php-fpm serves even when every worker is busy.
+int probe_handler(request_rec* r) {
+    if (!r->handler || std::strcmp(r->handler, kProbeHandler) != 0) return DECLINED;
+    try {
+        VhostReplicas* set = replicas_for(r->server);
+        RequestState* st = request_state(r, false);
+        if (!set || !st || st->probe_member < 0) return HTTP_SERVICE_UNAVAILABLE;
+        const Member& m = set->members[st->probe_member];
+        const HealthCheckSpec* health = server_config(r->server)->health;
+        bool ok = answers_ping(m.status ? *m.status : m.socket, kProbePingTimeoutMs,
+                               health ? health->path : "/ping");
+        if (!ok) return HTTP_SERVICE_UNAVAILABLE;
+        ap_set_content_type(r, "text/plain");
+        apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+        if (!r->header_only) {
+            std::string body = "ok " + set->replicas[m.replica].name + "\n";
+            ap_rwrite(body.data(), static_cast<int>(body.size()), r);
+        }
+        return OK;
+    } catch (...) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+}  // namespace
+
+void register_probe_hooks(apr_pool_t*) {
+    ap_hook_fixups(route_probe, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_handler(probe_handler, nullptr, nullptr, APR_HOOK_MIDDLE);
+}
+
+}  // namespace fpmr::glue
