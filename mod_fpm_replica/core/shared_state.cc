@@ -27,31 +27,48 @@ uint64_t release_hash(std::string_view release_dir) {
     return h ? h : 1;
 }
 
-void write_slot_release(ReplicaSlot& slot, std::string_view release_dir) {
-    size_t n = release_dir.size() < kReleaseLength - 1 ? release_dir.size() : kReleaseLength - 1;
-    slot.release_seq.fetch_add(1, std::memory_order_acq_rel);  // odd: writing
+void write_locked_string(std::atomic<uint32_t>& seq, char* buffer, size_t size,
+                         std::string_view text) {
+    size_t n = text.size() < size - 1 ? text.size() : size - 1;
+    seq.fetch_add(1, std::memory_order_acq_rel);  // odd: writing
     std::atomic_thread_fence(std::memory_order_release);
-    for (size_t i = 0; i < kReleaseLength; ++i) {
-        __atomic_store_n(&slot.release[i], i < n ? release_dir[i] : '\0', __ATOMIC_RELAXED);
+    for (size_t i = 0; i < size; ++i) {
+        __atomic_store_n(&buffer[i], i < n ? text[i] : '\0', __ATOMIC_RELAXED);
     }
-    slot.release_hash.store(release_hash(release_dir.substr(0, n)), std::memory_order_release);
-    slot.release_seq.fetch_add(1, std::memory_order_release);  // even: done
+    seq.fetch_add(1, std::memory_order_release);  // even: done
+}
+
+std::string read_locked_string(const std::atomic<uint32_t>& seq, const char* buffer, size_t size) {
+    std::string out(size, '\0');
+    for (;;) {
+        uint32_t before = seq.load(std::memory_order_acquire);
+        if (before & 1u) continue;
+        for (size_t i = 0; i < size; ++i) out[i] = __atomic_load_n(&buffer[i], __ATOMIC_RELAXED);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (seq.load(std::memory_order_relaxed) == before) break;
+    }
+    out.resize(out.find('\0') == std::string::npos ? size - 1 : out.find('\0'));
+    return out;
+}
+
+void write_slot_release(ReplicaSlot& slot, std::string_view release_dir) {
+    write_locked_string(slot.release_seq, slot.release, kReleaseLength, release_dir);
+    std::string_view kept = release_dir.substr(0, kReleaseLength - 1);
+    slot.release_hash.store(release_hash(kept), std::memory_order_release);
 }
 
 std::string read_slot_release(const ReplicaSlot& slot) {
-    for (;;) {
-        uint32_t before = slot.release_seq.load(std::memory_order_acquire);
-        if (before & 1u) continue;
-        char buf[kReleaseLength];
-        for (size_t i = 0; i < kReleaseLength; ++i) {
-            buf[i] = __atomic_load_n(&slot.release[i], __ATOMIC_RELAXED);
-        }
-        std::atomic_thread_fence(std::memory_order_acquire);
-        if (slot.release_seq.load(std::memory_order_relaxed) == before) {
-            buf[kReleaseLength - 1] = '\0';
-            return buf;
-        }
+    return read_locked_string(slot.release_seq, slot.release, kReleaseLength);
+}
+
+const char* prepare_state_name(PrepareState state) {
+    switch (state) {
+        case PrepareState::None: return "none";
+        case PrepareState::Starting: return "starting";
+        case PrepareState::Ready: return "ready";
+        case PrepareState::Failed: return "failed";
     }
+    return "unknown";
 }
 
 SharedState SharedState::format(void* memory, size_t length, std::string_view nonce_hex) {
@@ -145,6 +162,9 @@ int SharedState::claim_release(std::string_view symlink_path) {
         std::memcpy(r.key, symlink_path.data(), symlink_path.size());
         r.error_logged_us.store(0);
         r.failed_release_hash.store(0);
+        r.prepare_requests.store(0);
+        r.prepare_state.store(0);
+        write_locked_string(r.prepared_seq, r.prepared, kReleaseLength, "");
         r.in_use.store(1);
         return static_cast<int>(i);
     }

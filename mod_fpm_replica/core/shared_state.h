@@ -27,7 +27,7 @@ enum class ReplicaState : uint32_t {
 const char* state_name(ReplicaState state);
 
 constexpr uint32_t kSharedMagic = 0x52504d46;  // "FMPR" little-endian
-constexpr uint32_t kLayoutVersion = 5;
+constexpr uint32_t kLayoutVersion = 6;
 constexpr size_t kMaxSlots = 256;
 constexpr size_t kMaxReleaseSlots = 64;
 constexpr size_t kSlotKeyLength = 256;
@@ -66,6 +66,9 @@ uint64_t release_hash(std::string_view release_dir);
 // Sequence-locked write and read of a slot's release (one writer: the supervisor).
 void write_slot_release(ReplicaSlot& slot, std::string_view release_dir);
 std::string read_slot_release(const ReplicaSlot& slot);
+// The same for any string behind a sequence counter (one writer at a time).
+void write_locked_string(std::atomic<uint32_t>& seq, char* buffer, size_t size, std::string_view text);
+std::string read_locked_string(const std::atomic<uint32_t>& seq, const char* buffer, size_t size);
 
 // Per release symlink figures every child shares: when its failure was last
 // logged, so a dangling link is logged once per interval, not once per child.
@@ -76,7 +79,16 @@ struct ReleaseSlot {
     // Namespace mode: the release (hash) whose replicas could not be started;
     // requests pinned to it get 503 at once instead of waiting. 0: none.
     std::atomic<uint64_t> failed_release_hash;
+    // Deploy preparation (status POST action=prepare): the release a deploy
+    // tool wants one replica brought up on before it flips the symlink.
+    std::atomic<uint32_t> prepare_requests;  // bumped per request
+    std::atomic<uint32_t> prepare_state;     // PrepareState
+    std::atomic<uint32_t> prepared_seq;      // sequence lock of `prepared`
+    char prepared[kReleaseLength];
 };
+
+enum class PrepareState : uint32_t { None = 0, Starting = 1, Ready = 2, Failed = 3 };
+const char* prepare_state_name(PrepareState state);
 
 struct SharedHeader {
     uint32_t magic;

@@ -39,6 +39,12 @@ std::string optional_string(const std::optional<std::string>& value) {
 std::string render_status_json(const VhostStatus& status) {
     std::string out = "{\"vhost\": " + json_escape(status.vhost) +
                       ", \"release\": " + optional_string(status.release) +
+                      ", \"release_link\": " + optional_string(status.release_link) +
+                      ", \"prepared\": " +
+                      (status.prepared_release
+                           ? "{\"release\": " + json_escape(*status.prepared_release) +
+                                 ", \"state\": " + json_escape(status.prepared_state) + "}"
+                           : std::string("null")) +
                       ", \"nonce\": " + json_escape(status.nonce) + ",\n \"replicas\": [";
     for (size_t i = 0; i < status.replicas.size(); ++i) {
         const ReplicaStatus& r = status.replicas[i];

@@ -25,6 +25,9 @@ struct ReplicaStatus {
 struct VhostStatus {
     std::string vhost;                   // "app.local:8080"
     std::optional<std::string> release;
+    std::optional<std::string> release_link;   // the release symlink (FpmReplicaRelease)
+    std::optional<std::string> prepared_release;  // deploy preparation, when one was asked
+    std::string prepared_state;
     std::string nonce;
     std::vector<ReplicaStatus> replicas;
 };

@@ -2,10 +2,12 @@
 // action=drain|undrain|restart&replica=NAME changes a replica's state when the
 // request carries the nonce (so a cross-site form cannot drive it).
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -59,6 +61,18 @@ VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared)
     status.vhost = set.vhost_label;
     status.nonce = shared.nonce();
     if (auto release = current_release(s)) status.release = release->release_dir;
+    if (ReleaseConfig* release = release_for(set.defined_in)) {
+        status.release_link = release->symlink;
+        int slot = shared.find_release(release->symlink);
+        if (slot >= 0) {
+            const ReleaseSlot& rs = shared.release_slot(slot);
+            auto state = static_cast<PrepareState>(rs.prepare_state.load());
+            if (state != PrepareState::None) {
+                status.prepared_release = read_locked_string(rs.prepared_seq, rs.prepared, kReleaseLength);
+                status.prepared_state = prepare_state_name(state);
+            }
+        }
+    }
     for (size_t i = 0; i < set.replicas.size(); ++i) {
         ReplicaStatus r;
         r.name = set.replicas[i].name;
@@ -109,22 +123,52 @@ int send_error(request_rec* r, int http_status, const std::string& message) {
 }
 
 // Reads action= and replica= from a url-encoded POST body.
-bool read_form(request_rec* r, std::string* action, std::string* replica) {
+bool read_form(request_rec* r, std::string* action, std::string* replica, std::string* release) {
     apr_array_header_t* pairs = nullptr;
     if (ap_parse_form_data(r, nullptr, &pairs, -1, kMaxFormBytes) != OK || !pairs) return false;
     while (!apr_is_empty_array(pairs)) {
         auto* pair = static_cast<ap_form_pair_t*>(apr_array_pop(pairs));
         apr_off_t len;
         apr_brigade_length(pair->value, 1, &len);
-        if (len < 0 || len > 256) continue;
+        if (len < 0 || len > static_cast<apr_off_t>(kReleaseLength)) continue;
         std::string value(static_cast<size_t>(len), '\0');
         apr_size_t size = static_cast<apr_size_t>(len);
         apr_brigade_flatten(pair->value, value.data(), &size);
         value.resize(size);
         if (std::strcmp(pair->name, "action") == 0) *action = value;
         if (std::strcmp(pair->name, "replica") == 0) *replica = value;
+        if (std::strcmp(pair->name, "release") == 0) *release = value;
     }
     return true;
+}
+
+// action=prepare&release=DIR: the supervisor brings one replica up on DIR
+// (namespace mode) so a deploy tool can check it before flipping the symlink.
+int handle_prepare(request_rec* r, VhostReplicas& set, SharedState shared, const std::string& dir) {
+    ReleaseConfig* release = release_for(set.defined_in);
+    if (!routes_by_release(&set) || !release) {
+        return send_error(r, HTTP_CONFLICT,
+                          "prepare needs namespace mode with supervision (FpmReplicaStablePath "
+                          "and FpmReplicaSpawn); in realpath mode every replica serves every release");
+    }
+    char* real = dir.empty() || dir[0] != '/' ? nullptr : ::realpath(dir.c_str(), nullptr);
+    struct stat st;
+    bool is_dir = real && ::stat(real, &st) == 0 && S_ISDIR(st.st_mode);
+    std::string resolved = real ? real : "";
+    std::free(real);
+    if (!is_dir) {
+        return send_error(r, HTTP_BAD_REQUEST, "release '" + dir + "' is not an existing directory");
+    }
+    int slot = shared.find_release(release->symlink);
+    if (slot < 0) return send_error(r, HTTP_INTERNAL_SERVER_ERROR, "no shared slot for the release");
+    ReleaseSlot& rs = shared.release_slot(slot);
+    write_locked_string(rs.prepared_seq, rs.prepared, kReleaseLength, resolved);
+    rs.prepare_state.store(static_cast<uint32_t>(PrepareState::Starting));
+    rs.prepare_requests.fetch_add(1);
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, FPMRNO(00047)
+                  "deploy preparation of %s for %s requested through the status handler",
+                  resolved.c_str(), set.vhost_label.c_str());
+    return send_json(r, HTTP_OK, render_status_json(collect(r->server, set, shared)));
 }
 
 int handle_post(request_rec* r, VhostReplicas& set, SharedState shared) {
@@ -135,10 +179,11 @@ int handle_post(request_rec* r, VhostReplicas& set, SharedState shared) {
         return send_error(r, HTTP_FORBIDDEN,
                           std::string("missing or wrong ") + kNonceHeader + " header");
     }
-    std::string action, replica;
-    if (!read_form(r, &action, &replica)) {
+    std::string action, replica, release;
+    if (!read_form(r, &action, &replica, &release)) {
         return send_error(r, HTTP_BAD_REQUEST, "cannot read the form body");
     }
+    if (action == "prepare") return handle_prepare(r, set, shared, release);
     int index = set.index_of(replica.c_str());
     int primary = index < 0 ? -1 : set.member_of(index, false);
     if (primary < 0 || set.members[primary].slot < 0) {

@@ -27,6 +27,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -81,7 +82,10 @@ struct Job {
     RestartBackoff backoff;
     uint32_t restart_seen = 0;     // restart_requested value already handled
     bool replace_pending = false;  // a rolling replacement is due
-    enum class Phase { Idle, StartingNew, DrainingOld } phase = Phase::Idle;
+    // Preparing/Prepared: a deploy tool asked for a master on a release
+    // before flipping the symlink (status action=prepare); it runs on the
+    // spare member, takes no request until the flip, then takes over.
+    enum class Phase { Idle, StartingNew, DrainingOld, Preparing, Prepared } phase = Phase::Idle;
     int64_t phase_deadline_us = 0;
     // Namespace mode: a release whose replacement failed is not tried again
     // before this time (no hot loop on a broken deploy).
@@ -233,6 +237,7 @@ public:
         while (!g_stop_requested) {
             int64_t now = now_us();
             reap(now);
+            handle_prepare_requests(now);
             notice_replacement_requests(now);
             for (Job& j : jobs_) start_if_due(j, now);
             for (Job& j : jobs_) check_ready(j, now);
@@ -249,8 +254,8 @@ private:
     void set_state(MemberRun& m, ReplicaState st) { slot(m).state.store(static_cast<uint32_t>(st)); }
     ReplicaState state(MemberRun& m) { return static_cast<ReplicaState>(slot(m).state.load()); }
 
-    pid_t start_member(Job& j, MemberRun& m, int64_t now) {
-        j.request.release_dir = resolve_release(j.release_symlink);
+    pid_t start_member(Job& j, MemberRun& m, int64_t now, const std::string* release = nullptr) {
+        j.request.release_dir = release ? *release : resolve_release(j.release_symlink);
         if (j.namespace_mode() && j.request.release_dir.empty()) return 0;  // dangling: wait
         m.release = j.request.release_dir;
         write_slot_release(slot(m), m.release);
@@ -303,6 +308,9 @@ private:
                                             : "was killed by signal " + std::to_string(WTERMSIG(status));
         if (member != j.active) {
             // The replacement died before taking over: keep the current master.
+            if (j.phase == Job::Phase::Preparing || j.phase == Job::Phase::Prepared) {
+                set_prepare_state(j, PrepareState::Failed);
+            }
             set_state(m, ReplicaState::Stopped);
             j.phase = Job::Phase::Idle;
             j.replace_pending = false;
@@ -343,7 +351,10 @@ private:
             uint32_t requested = slot(j.members[0]).restart_requested.load();
             if (restarted || requested != j.restart_seen) j.replace_pending = true;
             j.restart_seen = requested;
-            if (!j.namespace_mode() || j.phase != Job::Phase::Idle || !j.current().pid) continue;
+            if (!j.namespace_mode() || !j.current().pid ||
+                (j.phase != Job::Phase::Idle && j.phase != Job::Phase::Prepared)) {
+                continue;
+            }
             std::string wanted = resolve_release(j.release_symlink);
             if (wanted.empty() || wanted == j.current().release) continue;
             if (wanted == j.failed_release && now < j.failed_release_retry_us) continue;
@@ -432,6 +443,18 @@ private:
         for (MemberRun& m : j.members) {
             if (!m.pid || m.stopping || state(m) != ReplicaState::Starting) continue;
             if (!answers_ping(m.status ? *m.status : m.socket, 500)) continue;
+            if (&m != &j.current() && j.phase == Job::Phase::Preparing) {
+                // Ready on the prepared release; no request is pinned to it
+                // until the symlink names it.
+                set_state(m, ReplicaState::Ready);
+                j.phase = Job::Phase::Prepared;
+                set_prepare_state(j, PrepareState::Ready);
+                ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00048)
+                             "replica '%s' of %s: a master on release %s (pid %d) is ready for "
+                             "the deploy", j.name().c_str(), j.vhost.c_str(), m.release.c_str(),
+                             m.pid);
+                continue;
+            }
             if (&m != &j.current() && j.phase == Job::Phase::StartingNew) {
                 // The replacement answers: it takes new requests, the old
                 // master gets none from now on and stops once it is empty.
@@ -455,14 +478,35 @@ private:
     // One replacement at a time: at most one master more than configured.
     void advance_replacement(int64_t now) {
         Job* rolling = nullptr;
+        Job* prepared = nullptr;
         for (Job& j : jobs_) {
-            if (j.phase != Job::Phase::Idle) rolling = &j;
+            if (j.phase == Job::Phase::Prepared) prepared = &j;
+            else if (j.phase != Job::Phase::Idle) rolling = &j;
         }
         if (!rolling) {
             for (Job& j : jobs_) {
+                // A prepared master is already the one extra: it goes first.
+                if (prepared && &j != prepared) continue;
                 if (!j.supervised || !j.replace_pending) continue;
                 j.replace_pending = false;
                 MemberRun& cur = j.current();
+                if (j.phase == Job::Phase::Prepared) {
+                    if (j.spare().pid && j.spare().release == resolve_release(j.release_symlink)) {
+                        // The symlink now names the prepared release: its
+                        // master takes over, the current one drains.
+                        set_state(cur, ReplicaState::Draining);
+                        j.phase = Job::Phase::DrainingOld;
+                        j.phase_deadline_us = now + drain_timeout_us_;
+                        set_prepare_state(j, PrepareState::None);
+                        rolling = &j;
+                        break;
+                    }
+                    stop_member(j.spare(), now);  // prepared for something else
+                    set_prepare_state(j, PrepareState::None);
+                    j.phase = Job::Phase::Idle;
+                    j.replace_pending = true;
+                    continue;
+                }
                 if (j.failed || !cur.pid || state(cur) != ReplicaState::Ready) {
                     // Not serving: a plain (re)start is the replacement.
                     j.failed = false;
@@ -486,7 +530,15 @@ private:
             return;
         }
         Job& j = *rolling;
-        if (j.phase == Job::Phase::StartingNew && now >= j.phase_deadline_us) {
+        if (j.phase == Job::Phase::Preparing && now >= j.phase_deadline_us) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00049)
+                         "replica '%s' of %s: the master prepared on release %s did not answer "
+                         "within %ds", j.name().c_str(), j.vhost.c_str(), j.spare().release.c_str(),
+                         static_cast<int>(kStartTimeoutUs / 1000000));
+            stop_member(j.spare(), now);
+            set_prepare_state(j, PrepareState::Failed);
+            j.phase = Job::Phase::Idle;
+        } else if (j.phase == Job::Phase::StartingNew && now >= j.phase_deadline_us) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00039)
                          "replacement of replica '%s' of %s did not answer within %ds; the "
                          "current master keeps serving", j.name().c_str(), j.vhost.c_str(),
@@ -528,6 +580,60 @@ private:
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00041)
                      "replica '%s' of %s replaced: pid %d on %s serves", j.name().c_str(),
                      j.vhost.c_str(), j.current().pid, j.current().socket.text().c_str());
+    }
+
+    ReleaseSlot* release_slot_of(Job& j) {
+        int index = shared_.find_release(j.release_symlink);
+        return index < 0 ? nullptr : &shared_.release_slot(index);
+    }
+
+    void set_prepare_state(Job& j, PrepareState st) {
+        if (ReleaseSlot* rs = release_slot_of(j)) rs->prepare_state.store(static_cast<uint32_t>(st));
+    }
+
+    // status action=prepare: one master on the requested release, on the
+    // spare member of the first replica that does not serve it yet.
+    void handle_prepare_requests(int64_t now) {
+        for (Job& j : jobs_) {
+            if (!j.supervised || !j.namespace_mode()) continue;
+            ReleaseSlot* rs = release_slot_of(j);
+            if (!rs) continue;
+            uint32_t requests = rs->prepare_requests.load();
+            auto seen = prepare_seen_.find(j.release_symlink);
+            if (seen == prepare_seen_.end()) {
+                prepare_seen_[j.release_symlink] = requests;
+                continue;
+            }
+            if (seen->second == requests) continue;
+            seen->second = requests;
+            std::string target = read_locked_string(rs->prepared_seq, rs->prepared, kReleaseLength);
+            Job* chosen = nullptr;
+            bool busy = false;
+            for (Job& k : jobs_) {
+                if (!k.supervised || k.release_symlink != j.release_symlink) continue;
+                if (k.phase == Job::Phase::Prepared && k.spare().release == target) {
+                    rs->prepare_state.store(static_cast<uint32_t>(PrepareState::Ready));
+                    chosen = &k;
+                    break;
+                }
+                busy = busy || k.phase != Job::Phase::Idle;
+                if (!chosen && k.current().release != target) chosen = &k;
+            }
+            if (chosen && chosen->phase == Job::Phase::Prepared) continue;
+            if (!chosen) {  // every replica already serves it
+                rs->prepare_state.store(static_cast<uint32_t>(PrepareState::Ready));
+                continue;
+            }
+            if (busy || chosen->members.size() < 2 || !start_member(*chosen, chosen->spare(), now, &target)) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00050)
+                             "cannot prepare release %s for %s now (a replacement is running, or "
+                             "the replica has no alternate socket)", target.c_str(), j.vhost.c_str());
+                rs->prepare_state.store(static_cast<uint32_t>(PrepareState::Failed));
+                continue;
+            }
+            chosen->phase = Job::Phase::Preparing;
+            chosen->phase_deadline_us = now + kStartTimeoutUs;
+        }
     }
 
     // php-fpm's graceful stop; SIGKILL after kStopGraceUs (advance_replacement).
@@ -581,6 +687,7 @@ private:
     int64_t drain_timeout_us_;
     SharedState shared_;
     uint32_t generation_seen_ = 0;
+    std::map<std::string, uint32_t> prepare_seen_;  // release symlink -> prepare_requests seen
 };
 
 std::vector<Job> collect_jobs(server_rec* main_server, int64_t* drain_timeout_us) {

@@ -131,3 +131,27 @@ def test_soak_ten_flips_and_ten_graceful_restarts_under_load(httpd, deployed):
     assert failed == [], failed[:5]
     assert len(result.records) > 1000
     assert len(fpm_masters_of(sup)) == 2
+
+
+def test_cli_deploy_rollback_and_a_broken_release(httpd, deployed):
+    from test_970_cli import cli
+    setup = deployed
+    httpd.expect_log(r"FPMR00037", r"FPMR00043", r"FPMR00047", r"FPMR00048")
+    run = httpd.load([("/version.php", 4), ("/slow.php?ms=1500", 1)], duration=60)
+    try:
+        r = cli(httpd, "deploy", setup["r2"])
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert os.path.realpath(os.path.join(setup["app"], "current")) == setup["r2"]
+        assert {x["release"] for x in httpd.status()["replicas"]} == {setup["r2"]}
+        # A release no replica can start on: the symlink is left alone.
+        rogue = make_release(os.path.join(httpd.root, "elsewhere"), "r9")
+        r = cli(httpd, "deploy", rogue)
+        assert r.returncode == 1 and "could not start" in r.stderr, r.stdout + r.stderr
+        assert os.path.realpath(os.path.join(setup["app"], "current")) == setup["r2"]
+        r = cli(httpd, "rollback")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert os.path.realpath(os.path.join(setup["app"], "current")) == setup["r1"]
+    finally:
+        run.stop()
+    result = run.wait()
+    assert result.failures() == [], result.failures()[:3]

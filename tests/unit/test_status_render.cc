@@ -25,7 +25,14 @@ TEST_CASE("status document has the SPEC's fields, nulls where unknown", "[status
     v.replicas = {a, b};
     std::string json = render_status_json(v);
     CHECK(json.find("\"vhost\": \"app.local:8080\"") != std::string::npos);
-    CHECK(json.find("\"release\": null, \"nonce\": \"abc\"") != std::string::npos);
+    CHECK(json.find("\"release\": null, \"release_link\": null, \"prepared\": null, "
+                    "\"nonce\": \"abc\"") != std::string::npos);
+    v.release_link = "/srv/app/current";
+    v.prepared_release = "/srv/app/releases/r3";
+    v.prepared_state = "ready";
+    CHECK(render_status_json(v).find("\"release_link\": \"/srv/app/current\", \"prepared\": "
+                                     "{\"release\": \"/srv/app/releases/r3\", \"state\": \"ready\"}") !=
+          std::string::npos);
     CHECK(json.find("{\"name\": \"a\", \"socket\": \"unix:/run/a.sock\", \"state\": \"draining\", "
                     "\"release\": null, \"pid\": 1234, \"in_flight\": 3, \"requests\": 10234, "
                     "\"failures\": 1, \"restarts\": 2}") != std::string::npos);
