@@ -130,6 +130,7 @@ int SharedState::claim(std::string_view key, uint32_t generation, ReplicaState i
     s.retry_at_us.store(0);
     s.pid.store(0);
     s.restart_requested.store(0);
+    s.check_latency_us.store(-1);
     write_slot_release(s, "");
     s.claimed_generation.store(generation);
     s.in_use.store(1);

@@ -27,7 +27,7 @@ enum class ReplicaState : uint32_t {
 const char* state_name(ReplicaState state);
 
 constexpr uint32_t kSharedMagic = 0x52504d46;  // "FMPR" little-endian
-constexpr uint32_t kLayoutVersion = 6;
+constexpr uint32_t kLayoutVersion = 7;
 constexpr size_t kMaxSlots = 256;
 constexpr size_t kMaxReleaseSlots = 64;
 constexpr size_t kSlotKeyLength = 256;
@@ -53,6 +53,7 @@ struct ReplicaSlot {
     std::atomic<int64_t> retry_at_us;    // refused a connection: 0 = healthy, else skip until then
     std::atomic<int32_t> pid;            // master pid when known, else 0
     std::atomic<uint32_t> restart_requested;  // bumped by the status handler's restart action
+    std::atomic<int64_t> check_latency_us;    // last health check's duration; -1: none yet
     // The release this member's master serves (namespace mode): a hash the
     // finder compares lock-free, and the path for the status document,
     // written by the supervisor under a sequence lock (odd while writing).

@@ -128,6 +128,14 @@ std::string render_status_prometheus(const VhostStatus& status) {
         {"fpm_replica_restarts_total", "counter", "Times the supervisor restarted or replaced the replica.",
          [](const ReplicaStatus& r) { return static_cast<double>(r.restarts); }},
     };
+    family(out, "fpm_replica_health_check_seconds", "gauge",
+           "Duration of the replica's last health check (FpmReplicaHealthCheck).");
+    for (const auto& r : status.replicas) {
+        if (!r.check_seconds) continue;
+        char value[32];
+        std::snprintf(value, sizeof value, "%.6f", *r.check_seconds);
+        out += "fpm_replica_health_check_seconds" + labels(r) + "} " + value + "\n";
+    }
     for (const auto& f : figures) {
         family(out, f.name, f.type, f.help);
         for (const auto& r : status.replicas) {

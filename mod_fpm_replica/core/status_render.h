@@ -20,6 +20,7 @@ struct ReplicaStatus {
     uint64_t requests = 0;
     uint64_t failures = 0;
     uint64_t restarts = 0;
+    std::optional<double> check_seconds;  // last health check's duration (FpmReplicaHealthCheck)
 };
 
 struct VhostStatus {

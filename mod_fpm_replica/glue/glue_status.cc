@@ -99,6 +99,8 @@ VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared)
                     r.release = served.empty() ? std::nullopt : std::optional<std::string>(served);
                 }
                 r.socket = m.socket.text();
+                int64_t check = slot.check_latency_us.load();
+                r.check_seconds = check >= 0 ? std::optional<double>(check / 1e6) : std::nullopt;
                 int32_t pid = slot.pid.load();
                 if (pid == 0) pid = listener_pid(m.socket);
                 r.pid = pid > 0 ? std::optional<int32_t>(pid) : std::nullopt;

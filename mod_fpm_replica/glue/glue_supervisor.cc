@@ -391,9 +391,12 @@ private:
             uint32_t st = slot(m).state.load();
             if (st != ready && !(m.health_failed && st == failed)) continue;
             if (now < m.next_check_us) continue;
+            int64_t began = now_us();
             bool ok = answers_ping(m.status ? *m.status : m.socket,
                                    static_cast<int>(h.timeout_us / 1000), h.path);
-            m.next_check_us = now_us() + h.interval_us;
+            int64_t ended = now_us();
+            slot(m).check_latency_us.store(ended - began);
+            m.next_check_us = ended + h.interval_us;
             if (ok) {
                 m.failed_checks = 0;
                 ++m.passed_checks;

@@ -39,6 +39,8 @@ def test_a_hung_replica_leaves_rotation_and_comes_back(httpd):
         b.kill_group(signal.SIGCONT)
     harness.wait_for(lambda: httpd.replica("b")["state"] == "ready", 5, what="b back")
     assert {replica_of(httpd.get("/fast.php")) for _ in range(4)} == {"a", "b"}
+    metrics = httpd.get("/fpm-replica-status?format=prometheus").text
+    assert 'fpm_replica_health_check_seconds{vhost="app.test:%d",replica="a"} 0.' % httpd.port in metrics
 
 
 def test_a_hung_supervised_replica_is_restarted(httpd):

@@ -75,3 +75,16 @@ TEST_CASE("Prometheus text format: families, labels, escaping", "[status]") {
         if (line[0] != '#') CHECK(line.rfind("fpm_replica_", 0) == 0);
     }
 }
+
+TEST_CASE("health-check latency appears once measured", "[status]") {
+    VhostStatus v;
+    v.vhost = "h:1";
+    ReplicaStatus a;
+    a.name = "a";
+    v.replicas = {a};
+    CHECK(render_status_prometheus(v).find("fpm_replica_health_check_seconds{") == std::string::npos);
+    v.replicas[0].check_seconds = 0.0025;
+    CHECK(render_status_prometheus(v).find(
+              "fpm_replica_health_check_seconds{vhost=\"h:1\",replica=\"a\"} 0.002500\n") !=
+          std::string::npos);
+}
