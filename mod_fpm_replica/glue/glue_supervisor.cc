@@ -608,7 +608,6 @@ private:
                 continue;
             }
             if (seen->second == requests) continue;
-            seen->second = requests;
             std::string target = read_locked_string(rs->prepared_seq, rs->prepared, kReleaseLength);
             Job* chosen = nullptr;
             bool busy = false;
@@ -622,15 +621,20 @@ private:
                 busy = busy || k.phase != Job::Phase::Idle;
                 if (!chosen && k.current().release != target) chosen = &k;
             }
+            if (busy && !(chosen && chosen->phase == Job::Phase::Prepared)) {
+                continue;  // a replacement is running: the request waits for it (state starting)
+            }
+            seen->second = requests;
             if (chosen && chosen->phase == Job::Phase::Prepared) continue;
             if (!chosen) {  // every replica already serves it
                 rs->prepare_state.store(static_cast<uint32_t>(PrepareState::Ready));
                 continue;
             }
-            if (busy || chosen->members.size() < 2 || !start_member(*chosen, chosen->spare(), now, &target)) {
+            if (chosen->members.size() < 2 || !start_member(*chosen, chosen->spare(), now, &target)) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00050)
-                             "cannot prepare release %s for %s now (a replacement is running, or "
-                             "the replica has no alternate socket)", target.c_str(), j.vhost.c_str());
+                             "cannot prepare release %s for %s: the replica has no alternate "
+                             "socket (tcp:) or its master could not be forked", target.c_str(),
+                             j.vhost.c_str());
                 rs->prepare_state.store(static_cast<uint32_t>(PrepareState::Failed));
                 continue;
             }
