@@ -234,7 +234,7 @@ class Httpd:
         return os.path.join(self.root, "run", f"{name}.sock")
 
     def write_config(self, vhost_body, modules=None, load_fpm_replica=True, extra_main="",
-                     skip_modules=()):
+                     skip_modules=(), own_vhost=True):
         lines = [f'ServerRoot "{self.root}"',
                  f"PidFile {self.pid_file}",
                  f"ErrorLog {self.error_log}",
@@ -262,10 +262,13 @@ class Httpd:
         if load_fpm_replica:
             lines.append(f"LoadModule fpm_replica_module {MODULE}")
         lines.append(extra_main)
-        lines.append(f"<VirtualHost 127.0.0.1:{self.port}>")
-        lines.append("    ServerName app.test")
-        lines.append(vhost_body)
-        lines.append("</VirtualHost>")
+        if own_vhost:
+            lines.append(f"<VirtualHost 127.0.0.1:{self.port}>")
+            lines.append("    ServerName app.test")
+            lines.append(vhost_body)
+            lines.append("</VirtualHost>")
+        else:
+            lines.append(vhost_body)  # a complete <VirtualHost> of its own
         with open(self.conf_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 
