@@ -225,11 +225,6 @@ const char* set_helper(cmd_parms* cmd, void*, const char* path, const char* opti
     return nullptr;
 }
 
-apr_status_t delete_health(void* data) {
-    delete static_cast<HealthCheckSpec*>(data);
-    return APR_SUCCESS;
-}
-
 const char* set_health_check(cmd_parms* cmd, void*, int argc, char* const argv[]) {
     try {
         if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
@@ -237,7 +232,8 @@ const char* set_health_check(cmd_parms* cmd, void*, int argc, char* const argv[]
         auto spec = parse_health_check(std::vector<std::string>(argv, argv + argc), &error);
         if (!spec) return fail(cmd, error);
         auto* owned = new HealthCheckSpec(*spec);
-        apr_pool_cleanup_register(cmd->pool, owned, delete_health, apr_pool_cleanup_null);
+        apr_pool_cleanup_register(cmd->pool, owned, delete_object<HealthCheckSpec>,
+                                  apr_pool_cleanup_null);
         server_config(cmd->server)->health = owned;
         return nullptr;
     } catch (...) {

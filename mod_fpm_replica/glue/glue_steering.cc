@@ -183,7 +183,8 @@ bool release_served(const VhostReplicas& set, SharedState shared, uint64_t hash)
 // a replica of that release ready; 503 with a log line after kReleaseWaitUs.
 int wait_for_release(request_rec* r, RequestState* st) {
     SharedState shared = shared_state();
-    if (!shared.valid()) return OK;
+    if (!shared.valid() || release_served(*st->set, shared, st->release_hash)) return OK;
+    // Only a request that has to wait pays for the deadline and the slot lookup.
     int64_t deadline = now_us() + kReleaseWaitUs;
     ReleaseConfig* release = release_for(st->set->defined_in);
     int release_slot = release ? shared.find_release(release->symlink) : -1;
