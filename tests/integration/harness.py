@@ -386,14 +386,7 @@ class Httpd:
     def load(self, paths, duration, out=None, timeout=30, max_requests=0):
         """Runs fpmr-loadgen in the background; returns a LoadRun."""
         out = out or os.path.join(self.root, "logs", f"load-{time.monotonic_ns()}.tsv")
-        cmd = [LOADGEN, "--port", str(self.port), "--duration", str(duration),
-               "--out", out, "--timeout", str(timeout)]
-        if max_requests:
-            cmd += ["--max-requests", str(max_requests)]
-        for path, clients in paths:
-            cmd += ["--path", f"{path}:{clients}"]
-        return LoadRun(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True), out, duration + timeout + 30)
+        return start_load(self.port, paths, duration, out, timeout, max_requests)
 
     # --- error log oracle -----------------------------------------------------------
     def read_log(self):
@@ -407,14 +400,32 @@ class Httpd:
         self.expected_log.extend(patterns)
 
     def unexpected_log_lines(self):
-        bad = []
-        for line in self.read_log().splitlines():
-            if not re.search(r"\[[\w]*:?(warn|error|crit|alert|emerg)\]", line):
-                continue
-            if any(re.search(p, line) for p in self.expected_log):
-                continue
-            bad.append(line)
-        return bad
+        return unexpected_log_lines(self.read_log(), self.expected_log)
+
+
+def unexpected_log_lines(log_text, expected_patterns):
+    """The [warn]-or-worse lines of an httpd error log no pattern accounts for."""
+    bad = []
+    for line in log_text.splitlines():
+        if not re.search(r"\[[\w]*:?(warn|error|crit|alert|emerg)\]", line):
+            continue
+        if any(re.search(p, line) for p in expected_patterns):
+            continue
+        bad.append(line)
+    return bad
+
+
+def start_load(port, paths, duration, out, timeout=30, max_requests=0):
+    """fpmr-loadgen against 127.0.0.1:port in the background: paths is a list
+    of (path, clients); every response is recorded in out. Returns a LoadRun."""
+    cmd = [LOADGEN, "--port", str(port), "--duration", str(duration),
+           "--out", out, "--timeout", str(timeout)]
+    if max_requests:
+        cmd += ["--max-requests", str(max_requests)]
+    for path, clients in paths:
+        cmd += ["--path", f"{path}:{clients}"]
+    return LoadRun(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True), out, duration + timeout + 30)
 
 
 class LoadRun:

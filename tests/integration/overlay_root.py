@@ -1,0 +1,71 @@
+"""A throwaway copy of this machine's root file system: an overlay mount
+(lower: /, upper: a directory of the test's) in a private mount namespace,
+entered with chroot. dpkg, a2enmod and httpd run in it for real; whatever they
+change lands in the upper directory and disappears with it. Needs root."""
+
+import os
+import shutil
+import subprocess
+
+
+class OverlayRoot:
+    def __init__(self, base):
+        self.base = base
+        self.upper = os.path.join(base, "upper")
+        self.work = os.path.join(base, "work")
+        self.merged = os.path.join(base, "merged")
+        for d in (self.upper, self.work, self.merged):
+            os.makedirs(d, exist_ok=True)
+
+    def _mount_script(self):
+        # /dev, /proc and /sys are mounts of their own, not part of the lower
+        # layer: give the copy the real ones. A fresh /run and /tmp, as a
+        # booted system has.
+        m = self.merged
+        return (f"set -e; mount -t overlay overlay -o lowerdir=/,upperdir={self.upper},"
+                f"workdir={self.work} {m}; mount --rbind /dev {m}/dev; "
+                f"mount -t proc proc {m}/proc; mount --rbind /sys {m}/sys; "
+                f"mount -t tmpfs -o mode=0755 tmpfs {m}/run; "
+                f"mkdir -m 1777 {m}/run/lock; ")
+
+    def _command(self, script):
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                self._mount_script() + f'exec chroot {self.merged} /bin/sh -c "$1"',
+                "overlay-root", script]
+
+    def put(self, host_path, path_inside):
+        """Copies a host file or directory into the copy before it is entered
+        (written straight into the upper layer)."""
+        target = os.path.join(self.upper, path_inside.lstrip("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.isdir(host_path):
+            shutil.copytree(host_path, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(host_path, target)
+
+    def path(self, path_inside):
+        """The host path of a file the copy wrote (its upper layer); read it
+        only when nothing runs in the copy."""
+        return os.path.join(self.upper, path_inside.lstrip("/"))
+
+    def run(self, script, timeout=120, env=None):
+        """Runs a shell script in a fresh namespace with the copy mounted;
+        returns the CompletedProcess (stdout and stderr as text)."""
+        return subprocess.run(self._command(script), capture_output=True, text=True,
+                              timeout=timeout, env=env)
+
+    def start(self, script, env=None, stdout=None):
+        """Starts a long-running script; its PID is the process the script
+        finally execs (unshare, sh and chroot all exec in turn)."""
+        return subprocess.Popen(self._command(script), stdout=stdout,
+                                stderr=subprocess.STDOUT, env=env)
+
+    def run_beside(self, pid, script, timeout=120, env=None):
+        """Runs a script in the mount namespace of a process started with
+        start(), where the copy is already mounted."""
+        return subprocess.run(["nsenter", "-t", str(pid), "-m", "chroot", self.merged,
+                               "/bin/sh", "-c", script],
+                              capture_output=True, text=True, timeout=timeout, env=env)
+
+    def remove(self):
+        shutil.rmtree(self.base, ignore_errors=True)

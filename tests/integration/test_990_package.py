@@ -1,0 +1,251 @@
+"""The Debian package, built from this tree with dpkg-buildpackage
+(debian/build-deb.sh), checked twice: its contents and maintainer scripts as
+files, then installed with dpkg into a throwaway copy of this machine's root
+(overlay_root.py), where the maintainer scripts, a2enmod/a2dismod, apachectl
+configtest with the shipped sample vhosts, removal and purge run for real.
+The same copy then runs the container image's own set-up and entrypoint
+(docker/), serves the demo site, deploys and restarts under load."""
+
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+import harness
+from conftest import TEST_ROOT_BASE
+from overlay_root import OverlayRoot
+
+PACKAGE = "libapache2-mod-fpm-replica"
+MODULES_DIR = harness.apxs_query("LIBEXECDIR")
+INSTALLED_FILES = {
+    # path: mode
+    f"{MODULES_DIR}/mod_fpm_replica.so": 0o644,
+    "/usr/libexec/fpm-replica-helper": 0o755,
+    "/usr/bin/fpm-replica": 0o755,
+    "/etc/apache2/mods-available/fpm_replica.load": 0o644,
+    "/etc/apache2/mods-available/fpm_replica.conf": 0o644,
+    "/etc/fpm-replica/helper.conf": 0o644,
+    "/usr/lib/tmpfiles.d/libapache2-mod-fpm-replica.conf": 0o644,
+    "/usr/share/doc/libapache2-mod-fpm-replica/examples/fpm-replica-realpath.conf": 0o644,
+    "/usr/share/doc/libapache2-mod-fpm-replica/examples/fpm-replica-namespace.conf": 0o644,
+    "/usr/share/doc/libapache2-mod-fpm-replica/examples/php-fpm-replica.conf": 0o644,
+    "/usr/share/doc/libapache2-mod-fpm-replica/copyright": 0o644,
+}
+CONFFILES = {"/etc/apache2/mods-available/fpm_replica.load",
+             "/etc/apache2/mods-available/fpm_replica.conf",
+             "/etc/fpm-replica/helper.conf"}
+# a2enmod fpm_replica enables these through the .load file's "# Depends:".
+MODULE_LINKS = ["fpm_replica.load", "fpm_replica.conf", "proxy.load", "proxy_fcgi.load",
+                "proxy_balancer.load", "slotmem_shm.load"]
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
+
+
+@pytest.fixture(scope="module")
+def package():
+    os.makedirs(TEST_ROOT_BASE, exist_ok=True)
+    out = tempfile.mkdtemp(prefix="package-", dir=TEST_ROOT_BASE)
+    build = subprocess.run(["bash", os.path.join(harness.SOURCE_DIR, "debian", "build-deb.sh"),
+                            out], capture_output=True, text=True, timeout=900)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    debs = glob.glob(os.path.join(out, f"{PACKAGE}_*.deb"))
+    assert len(debs) == 1, os.listdir(out)
+    yield debs[0]
+    shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.fixture
+def overlay():
+    os.makedirs(TEST_ROOT_BASE, exist_ok=True)
+    root = OverlayRoot(tempfile.mkdtemp(prefix="overlay-", dir=TEST_ROOT_BASE))
+    yield root
+    root.remove()
+
+
+def test_package_holds_the_module_helper_cli_and_config(package):
+    listing = run(["dpkg-deb", "--contents", package]).stdout
+    modes = {}
+    for line in listing.splitlines():
+        perms, owner, _size, _date, _time, path = line.split(None, 5)
+        modes[path.lstrip(".")] = (perms, owner)
+    for path, mode in INSTALLED_FILES.items():
+        assert path in modes, f"{path} missing from the package:\n{listing}"
+        perms, owner = modes[path]
+        assert owner == "root/root", (path, owner)
+        expected = "-" + "".join(
+            c if mode & (1 << (8 - i)) else "-" for i, c in enumerate("rwxrwxrwx"))
+        assert perms == expected, (path, perms, expected)
+    assert not any("setuid" in p or p[3] == "s" for p, _ in modes.values())
+
+    info = run(["dpkg-deb", "--field", package, "Depends", "Recommends", "Section"]).stdout
+    assert "apache2-api-20120211" in info and "python3" in info and "php-fpm" in info
+    assert "Section: httpd" in info
+
+    with tempfile.TemporaryDirectory(dir=TEST_ROOT_BASE) as tmp:
+        run(["dpkg-deb", "--control", package, f"{tmp}/control"]).check_returncode()
+        with open(f"{tmp}/control/conffiles") as f:
+            assert set(f.read().split()) == CONFFILES
+        with open(f"{tmp}/control/postinst") as f:
+            assert re.search(r"apache2_invoke enmod \$conf|enmod fpm_replica", f.read())
+        with open(f"{tmp}/control/prerm") as f:
+            assert "dismod" in f.read()
+        run(["dpkg-deb", "--extract", package, f"{tmp}/files"]).check_returncode()
+        with open(f"{tmp}/files/etc/apache2/mods-available/fpm_replica.load") as f:
+            load = f.read()
+        assert "# Depends: proxy_fcgi proxy_balancer slotmem_shm" in load
+        assert f"LoadModule fpm_replica_module {MODULES_DIR}/mod_fpm_replica.so" in load
+        with open(f"{tmp}/files/etc/fpm-replica/helper.conf") as f, \
+                open(os.path.join(harness.SOURCE_DIR, "conf", "helper.conf")) as g:
+            assert f.read() == g.read()
+        # The packaged module is a module httpd can load: it exports the
+        # module record and nothing of ours leaks beyond it.
+        syms = run(["nm", "-D", "--defined-only",
+                    f"{tmp}/files{MODULES_DIR}/mod_fpm_replica.so"]).stdout
+        assert re.search(r"\bfpm_replica_module\b", syms), syms
+
+
+def module_links(root):
+    return root.run("cd /etc/apache2/mods-enabled && for f in "
+                    + " ".join(MODULE_LINKS) + "; do [ -L $f ] && echo $f; done; true")
+
+
+def test_install_enable_configtest_remove_and_purge_in_a_copy_of_this_root(package, overlay):
+    overlay.put(package, "/tmp/fpmr-package/" + os.path.basename(package))
+    # A copy of this machine: drop anything a `cmake --install` left here, so
+    # every file checked below comes from the package.
+    pre = overlay.run(f"rm -f {MODULES_DIR}/mod_fpm_replica.so /usr/libexec/fpm-replica-helper "
+                      f"/usr/bin/fpm-replica /usr/local/bin/fpm-replica; "
+                      f"dpkg-query -W {PACKAGE} 2>&1; true")
+    assert "no packages found" in pre.stdout, pre.stdout + pre.stderr
+
+    install = overlay.run("dpkg -i /tmp/fpmr-package/*.deb")
+    assert install.returncode == 0, install.stdout + install.stderr
+    state = overlay.run(f"dpkg-query -W -f '${{Status}}' {PACKAGE}; echo; "
+                        "stat -c '%n %a %U' " + " ".join(INSTALLED_FILES))
+    assert state.stdout.startswith("install ok installed"), state.stdout + state.stderr
+    for path, mode in INSTALLED_FILES.items():
+        assert f"{path} {mode:o} root" in state.stdout, (path, state.stdout)
+
+    # Installing enabled it (dh_apache2's postinst), dependencies included.
+    assert module_links(overlay).stdout.split() == MODULE_LINKS
+    off = overlay.run("a2dismod -q fpm_replica >/dev/null && ls /etc/apache2/mods-enabled")
+    assert off.returncode == 0 and "fpm_replica" not in off.stdout, off.stdout + off.stderr
+    on = overlay.run("a2enmod fpm_replica")
+    assert on.returncode == 0 and "Enabling module fpm_replica" in on.stdout, on.stdout
+    assert module_links(overlay).stdout.split() == MODULE_LINKS
+    loaded = overlay.run("apache2ctl -M")
+    for module in ("fpm_replica_module", "proxy_fcgi_module", "proxy_balancer_module",
+                   "slotmem_shm_module"):
+        assert f" {module} (shared)" in loaded.stdout, loaded.stdout + loaded.stderr
+
+    # Each shipped sample vhost, as shipped, passes configtest.
+    examples = f"/usr/share/doc/{PACKAGE}/examples"
+    for sample in ("fpm-replica-realpath.conf", "fpm-replica-namespace.conf"):
+        check = overlay.run(
+            "set -e; mkdir -p /srv/app/releases/r1/public /srv/app/live; "
+            "ln -sfn releases/r1 /srv/app/current; "
+            f"zcat -f {examples}/{sample}* > /etc/apache2/sites-available/app.conf; "
+            "a2ensite -q app; apache2ctl configtest 2>&1; a2dissite -q app")
+        assert check.returncode == 0 and "Syntax OK" in check.stdout, (sample, check.stdout)
+        assert "FPMR" not in check.stdout, (sample, check.stdout)
+
+    # Remove keeps the conffiles and disables the module; purge takes the rest.
+    removed = overlay.run(f"dpkg -r {PACKAGE}")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    left = overlay.run(f"ls /etc/apache2/mods-enabled /etc/fpm-replica {MODULES_DIR}")
+    assert "fpm_replica" not in left.stdout, left.stdout
+    assert "helper.conf" in left.stdout, left.stdout
+    purged = overlay.run(f"dpkg -P {PACKAGE}")
+    assert purged.returncode == 0, purged.stdout + purged.stderr
+    left = overlay.run("ls /etc/apache2/mods-available; ls /etc/fpm-replica 2>&1; dpkg --audit")
+    assert "fpm_replica" not in left.stdout, left.stdout
+    assert "No such file or directory" in left.stdout, left.stdout
+
+
+def get(port, path, timeout=5):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read().decode()
+    except Exception as e:  # noqa: BLE001 - any failure means "not yet"
+        return 0, "", str(e)
+
+
+def release_served(port):
+    status, _, body = get(port, "/")
+    m = re.search(r'id="release">([^<]+)<', body) if status == 200 else None
+    return m.group(1) if m else None
+
+
+def test_container_setup_and_entrypoint_serve_deploy_and_restart(package, overlay):
+    overlay.put(package, "/tmp/fpmr-package/" + os.path.basename(package))
+    overlay.put(os.path.join(harness.SOURCE_DIR, "docker"), "/tmp/fpmr-docker")
+    setup = overlay.run("bash /tmp/fpmr-docker/setup-image.sh /tmp/fpmr-package", timeout=180)
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+
+    port = harness.free_port()
+    env = dict(os.environ, FPMR_DEMO_LISTEN=f"127.0.0.1:{port}")
+    log_path = os.path.join(overlay.base, "entrypoint.out")
+    with open(log_path, "w") as out:
+        httpd = overlay.start("exec /usr/local/bin/fpm-replica-entrypoint", env=env, stdout=out)
+    replica_pids = set()
+    try:
+        def replicas():
+            status, _, body = get(port, "/fpm-replica-status")
+            return json.loads(body)["replicas"] if status == 200 else []
+
+        def all_ready():
+            reps = replicas()
+            replica_pids.update(r["pid"] for r in reps if r.get("pid"))
+            return len(reps) == 2 and all(r["state"] == "ready" for r in reps)
+
+        harness.wait_for(all_ready, 30, what="the demo's two replicas ready")
+        assert release_served(port) == "demo-1"
+        status, ctype, body = get(port, "/style.css")
+        assert status == 200 and ctype.startswith("text/css") and "font-family" in body
+
+        load = harness.start_load(port, [("/", 8), ("/style.css", 2)], 12,
+                                  os.path.join(overlay.base, "load.tsv"))
+        time.sleep(2)
+        deploy = overlay.run_beside(
+            httpd.pid, f"fpm-replica --url http://127.0.0.1:{port}/fpm-replica-status "
+            "--timeout 30 deploy /srv/app/releases/demo-2", env=env, timeout=60)
+        assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+        assert release_served(port) == "demo-2"
+        before = {r["name"]: r["pid"] for r in replicas()}
+        graceful = overlay.run_beside(httpd.pid, "apachectl graceful", env=env)
+        assert graceful.returncode == 0, graceful.stdout + graceful.stderr
+        harness.wait_for(lambda: all_ready() and all(
+            r["pid"] != before[r["name"]] for r in replicas()), 30,
+            what="every replica replaced after apachectl graceful")
+        result = load.wait()
+        assert not result.failures(), result.summary()
+        assert len(result.records) > 500, result.summary()
+        bodies = {re.search(r'id="release">([^<]+)<', r["body"]).group(1)
+                  for r in result.records if r["path"] == "/"}
+        assert bodies == {"demo-1", "demo-2"}, bodies
+    finally:
+        if httpd.poll() is None:
+            httpd.send_signal(signal.SIGWINCH)   # what `docker stop` sends
+            try:
+                httpd.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                httpd.kill()
+                httpd.wait()
+        leftover = [pid for pid in replica_pids if harness.pid_alive(pid)]
+        for pid in leftover:
+            os.kill(pid, signal.SIGKILL)
+    assert httpd.returncode == 0
+    assert not leftover, f"replica masters outlived httpd: {leftover}"
+    with open(overlay.path("/var/log/apache2/error.log"), errors="replace") as f:
+        unexpected = harness.unexpected_log_lines(f.read(), [])
+    assert not unexpected, "\n".join(unexpected[:20])
