@@ -5,12 +5,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(apache2 apache2-dev libcap-dev libcap2-bin catch2 php-fpm libfcgi-bin wrk curl prometheus
-          cmake g++ make python3 python3-pytest)
+          cmake g++ make python3 python3-pytest
+          debhelper dpkg-dev fakeroot lintian)
+# The real application test deploys Adminer from Debian's package. Installed
+# second, once php-fpm is in place, so that apt satisfies its "php" dependency
+# with php-fpm and not with libapache2-mod-php (which would switch the
+# system's apache2 to the prefork MPM).
+LATE_PACKAGES=(adminer)
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+missing_of() {
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+    done
+}
+mapfile -t missing < <(missing_of "${PACKAGES[@]}" "${LATE_PACKAGES[@]}")
 if ((${#missing[@]})); then
     if [ "$(id -u)" != 0 ]; then
         echo "setup: missing packages ${missing[*]}; run as root to install them" >&2
@@ -26,7 +35,11 @@ if ((${#missing[@]})); then
         chmod +x /usr/sbin/policy-rc.d
         trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    mapfile -t first < <(missing_of "${PACKAGES[@]}")
+    if ((${#first[@]})); then
+        apt-get install -y -q --no-install-recommends "${first[@]}"
+    fi
+    apt-get install -y -q --no-install-recommends "${LATE_PACKAGES[@]}"
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -249,3 +249,12 @@ def test_container_setup_and_entrypoint_serve_deploy_and_restart(package, overla
     with open(overlay.path("/var/log/apache2/error.log"), errors="replace") as f:
         unexpected = harness.unexpected_log_lines(f.read(), [])
     assert not unexpected, "\n".join(unexpected[:20])
+
+
+def test_lintian_finds_no_error(package):
+    """Debian's own package checker: no error, and no warning beyond the two
+    accepted ones (an initial upload closes no bug in Debian's tracker)."""
+    out = run(["lintian", "--no-tag-display-limit", package]).stdout
+    findings = [line for line in out.splitlines() if re.match(r"^[EW]: ", line)]
+    accepted = ("initial-upload-closes-no-bugs",)
+    assert not [f for f in findings if not any(a in f for a in accepted)], out
