@@ -16,6 +16,14 @@ class OverlayRoot:
         self.merged = os.path.join(base, "merged")
         for d in (self.upper, self.work, self.merged):
             os.makedirs(d, exist_ok=True)
+        # Debian's way of keeping maintainer scripts in a chroot from starting,
+        # restarting or reloading services: a policy-rc.d that refuses. This
+        # one also records what was asked, for tests to check.
+        policy = os.path.join(self.upper, "usr", "sbin", "policy-rc.d")
+        os.makedirs(os.path.dirname(policy), exist_ok=True)
+        with open(policy, "w") as f:
+            f.write('#!/bin/sh\necho "$*" >> /var/log/policy-rc.d.log\nexit 101\n')
+        os.chmod(policy, 0o755)
 
     def _mount_script(self):
         # /dev, /proc and /sys are mounts of their own, not part of the lower
@@ -42,6 +50,16 @@ class OverlayRoot:
             shutil.copytree(host_path, target, dirs_exist_ok=True)
         else:
             shutil.copy2(host_path, target)
+
+    def service_actions(self):
+        """What maintainer scripts asked invoke-rc.d to do, one "service action"
+        line each (invoke-rc.d writes "(action)" for a service not enabled in
+        the current runlevel, as in a chroot: the parentheses are dropped)."""
+        try:
+            with open(self.path("/var/log/policy-rc.d.log")) as f:
+                return [line.replace("(", "").replace(")", "") for line in f.read().splitlines()]
+        except FileNotFoundError:
+            return []
 
     def path(self, path_inside):
         """The host path of a file the copy wrote (its upper layer); read it

@@ -136,8 +136,15 @@ def test_install_enable_configtest_remove_and_purge_in_a_copy_of_this_root(packa
     for path, mode in INSTALLED_FILES.items():
         assert f"{path} {mode:o} root" in state.stdout, (path, state.stdout)
 
-    # Installing enabled it (dh_apache2's postinst), dependencies included.
+    # Installing enabled it (dh_apache2's postinst), dependencies included,
+    # and asked for Debian's usual restart of apache2 for a new module.
     assert module_links(overlay).stdout.split() == MODULE_LINKS
+    assert overlay.service_actions() == ["apache2 restart"], overlay.service_actions()
+    # An upgrade (here: the same version configured again) asks for a reload,
+    # `apachectl graceful`, which rolls the php-fpm replicas one by one.
+    again = overlay.run("dpkg -i /tmp/fpmr-package/*.deb")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert overlay.service_actions()[1:] == ["apache2 reload"], overlay.service_actions()
     off = overlay.run("a2dismod -q fpm_replica >/dev/null && ls /etc/apache2/mods-enabled")
     assert off.returncode == 0 and "fpm_replica" not in off.stdout, off.stdout + off.stderr
     on = overlay.run("a2enmod fpm_replica")
