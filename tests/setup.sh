@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(apache2 apache2-dev libcap-dev libcap2-bin catch2 php-fpm libfcgi-bin wrk curl prometheus
           cmake g++ make python3 python3-pytest
-          debhelper dpkg-dev fakeroot lintian)
+          debhelper dpkg-dev fakeroot lintian debootstrap)
 # The real application test deploys Adminer from Debian's package. Installed
 # second, once php-fpm is in place, so that apt satisfies its "php" dependency
 # with php-fpm and not with libapache2-mod-php (which would switch the
@@ -40,6 +40,13 @@ if ((${#missing[@]})); then
         apt-get install -y -q --no-install-recommends "${first[@]}"
     fi
     apt-get install -y -q --no-install-recommends "${LATE_PACKAGES[@]}"
+fi
+
+# The clean Debian 12 root the package tests install into (downloaded once;
+# needs mounts, so an unprivileged container build skips it with
+# FPMR_SKIP_CLEAN_ROOT=1 and tests/run.sh prepares it when the tests run).
+if [ -z "${FPMR_SKIP_CLEAN_ROOT:-}" ] && [ "$(id -u)" = 0 ]; then
+    bash tests/clean-root.sh
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -1,7 +1,8 @@
-"""A throwaway copy of this machine's root file system: an overlay mount
-(lower: /, upper: a directory of the test's) in a private mount namespace,
-entered with chroot. dpkg, a2enmod and httpd run in it for real; whatever they
-change lands in the upper directory and disappears with it. Needs root."""
+"""A throwaway copy of a root file system (the clean Debian 12 root that
+tests/clean-root.sh prepares): an overlay mount (lower: that root, upper: a
+directory of the test's) in a private mount namespace, entered with chroot.
+apt, dpkg, a2enmod and httpd run in it for real; whatever they change lands
+in the upper directory and disappears with it. Needs root."""
 
 import os
 import shutil
@@ -9,8 +10,9 @@ import subprocess
 
 
 class OverlayRoot:
-    def __init__(self, base):
+    def __init__(self, base, lower):
         self.base = base
+        self.lower = lower
         self.upper = os.path.join(base, "upper")
         self.work = os.path.join(base, "work")
         self.merged = os.path.join(base, "merged")
@@ -26,20 +28,26 @@ class OverlayRoot:
         os.chmod(policy, 0o755)
 
     def _mount_script(self):
-        # /dev, /proc and /sys are mounts of their own, not part of the lower
-        # layer: give the copy the real ones. A fresh /run and /tmp, as a
-        # booted system has.
+        # The real /dev, /proc and /sys; a fresh /run, as a booted system has.
         m = self.merged
-        return (f"set -e; mount -t overlay overlay -o lowerdir=/,upperdir={self.upper},"
+        return (f"set -e; mount -t overlay overlay -o lowerdir={self.lower},upperdir={self.upper},"
                 f"workdir={self.work} {m}; mount --rbind /dev {m}/dev; "
                 f"mount -t proc proc {m}/proc; mount --rbind /sys {m}/sys; "
                 f"mount -t tmpfs -o mode=0755 tmpfs {m}/run; "
                 f"mkdir -m 1777 {m}/run/lock; ")
 
-    def _command(self, script):
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+    def _command(self, script, offline=False):
+        # offline: a network namespace of its own too, with nothing but a
+        # loopback device that is down: apt there can use its cache only.
+        return ["unshare", "--mount", "--propagation", "private"] + (["--net"] if offline else []) + [
+                "sh", "-c",
                 self._mount_script() + f'exec chroot {self.merged} /bin/sh -c "$1"',
-                "overlay-root", script]
+                "overlay-root", self._inside(script)]
+
+    @staticmethod
+    def _inside(script):
+        # chroot keeps the caller's working directory, which lies outside.
+        return "cd / && " + script
 
     def put(self, host_path, path_inside):
         """Copies a host file or directory into the copy before it is entered
@@ -67,10 +75,11 @@ class OverlayRoot:
         return os.path.join(self.upper, path_inside.lstrip("/"))
 
     def run(self, script, timeout=120, env=None):
-        """Runs a shell script in a fresh namespace with the copy mounted;
-        returns the CompletedProcess (stdout and stderr as text)."""
-        return subprocess.run(self._command(script), capture_output=True, text=True,
-                              timeout=timeout, env=env)
+        """Runs a shell script in fresh mount and network namespaces (no
+        network at all) with the copy mounted; returns the CompletedProcess
+        (stdout and stderr as text)."""
+        return subprocess.run(self._command(script, offline=True), capture_output=True,
+                              text=True, timeout=timeout, env=env)
 
     def start(self, script, env=None, stdout=None):
         """Starts a long-running script; its PID is the process the script
@@ -82,7 +91,7 @@ class OverlayRoot:
         """Runs a script in the mount namespace of a process started with
         start(), where the copy is already mounted."""
         return subprocess.run(["nsenter", "-t", str(pid), "-m", "chroot", self.merged,
-                               "/bin/sh", "-c", script],
+                               "/bin/sh", "-c", self._inside(script)],
                               capture_output=True, text=True, timeout=timeout, env=env)
 
     def remove(self):
