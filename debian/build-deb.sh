@@ -3,15 +3,18 @@
 # (default: ./dist), out of tree: the source is copied to OUTDIR/src first,
 # so the checkout stays clean and dpkg-buildpackage's ../ is OUTDIR.
 # Installs the build dependencies with apt-get when run as root.
-# Used by the README, tests/integration/test_990_package.py and
-# docker/Dockerfile alike.
+# Used by the README, docker/Dockerfile and tests/integration/test_990_package.py
+# alike (the test runs it in a copy of a clean Debian 12 root, as the
+# Dockerfile's build stage does).
 #
 #   bash debian/build-deb.sh [OUTDIR]      DEB_BUILD_OPTIONS=nocheck skips the unit tests
 set -euo pipefail
 source_dir="$(cd "$(dirname "$0")/.." && pwd)"
 out_dir="$(mkdir -p "${1:-$source_dir/dist}" && cd "${1:-$source_dir/dist}" && pwd)"
 
-build_packages=(debhelper dpkg-dev fakeroot apache2-dev libcap-dev cmake g++ catch2)
+# debian/control's Build-Depends, and build-essential, which dpkg-buildpackage
+# always requires.
+build_packages=(build-essential debhelper dpkg-dev fakeroot apache2-dev libcap-dev cmake g++ catch2)
 missing=()
 for p in "${build_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,8 +25,12 @@ if ((${#missing[@]})); then
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # From the package lists already here if they suffice (the package test
+    # builds offline); a fresh container has none, so fetch them then.
+    apt-get install -y -q --no-install-recommends "${missing[@]}" || {
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+    }
 fi
 
 rm -rf "$out_dir/src"

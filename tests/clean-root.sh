@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Prepares a clean Debian 12 root for the package tests (test_990_package.py):
 # a debootstrap minbase system, plus the .debs those tests install into copies
-# of it (the demo image's apache2, php-fpm, python3, curl and whatever they
-# and libapache2-mod-fpm-replica depend on), downloaded into its apt cache
-# but not installed. The tests then install with `apt-get --no-download`:
-# no network during a test. Run by tests/setup.sh as root; idempotent (a root
+# of it (the package's build dependencies; the demo image's apache2, php-fpm,
+# python3 and curl; whatever those and libapache2-mod-fpm-replica depend on),
+# downloaded into its apt cache but not installed. The tests run apt there
+# without a network. Run by tests/setup.sh as root; idempotent (a root
 # prepared for the same package list is kept).
 #
 #   bash tests/clean-root.sh [DIR]       default /var/cache/mod-fpm-replica/bookworm
 set -euo pipefail
 root="${1:-/var/cache/mod-fpm-replica/bookworm}"
-# What the tests install: the Dockerfile's demo stage, and the package's own
-# dependencies (python3 is one; apache2-bin comes with apache2).
-PACKAGES="apache2 php-fpm python3 curl libcap2"
+# What the tests install: the Dockerfile's build stage (debian/build-deb.sh's
+# build dependencies), its demo stage, and the package's own dependencies
+# (python3 is one; apache2-bin comes with apache2).
+PACKAGES="build-essential debhelper dpkg-dev fakeroot apache2-dev libcap-dev cmake g++ catch2
+          apache2 php-fpm python3 curl libcap2"
 marker="$root/.fpmr-clean-root"
 
+PACKAGES="$(echo $PACKAGES)"   # one line, for the marker
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$PACKAGES" ]; then
     exit 0
 fi

@@ -363,8 +363,8 @@ class Httpd:
         except urllib.error.HTTPError as e:
             return Response(e.code, e.read(), dict(e.headers))
 
-    def status(self, path="/fpm-replica-status"):
-        r = self.get(path)
+    def status(self, path="/fpm-replica-status", headers=None):
+        r = self.get(path, headers=headers)
         assert r.status == 200, r.text
         doc = r.json()
         self.replica_pids.update(rep["pid"] for rep in doc["replicas"] if rep["pid"])

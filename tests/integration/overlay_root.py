@@ -6,7 +6,9 @@ in the upper directory and disappears with it. Needs root."""
 
 import os
 import shutil
+import signal
 import subprocess
+import time
 
 
 class OverlayRoot:
@@ -69,6 +71,19 @@ class OverlayRoot:
         except FileNotFoundError:
             return []
 
+    def put_source_tree(self, source_dir, path_inside):
+        """Copies a source tree in, without VCS data and build outputs."""
+        target = os.path.join(self.upper, path_inside.lstrip("/"))
+        os.makedirs(target, exist_ok=True)
+        pack = subprocess.Popen(["tar", "-C", source_dir, "--exclude=./.git", "--exclude=./build",
+                                 "--exclude=./dist", "--exclude=./obj-*", "-cf", "-", "."],
+                                stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-C", target, "-xf", "-"], stdin=pack.stdout, check=True,
+                       timeout=120)
+        pack.stdout.close()
+        if pack.wait(timeout=60) != 0:
+            raise RuntimeError(f"tar of {source_dir} failed")
+
     def path(self, path_inside):
         """The host path of a file the copy wrote (its upper layer); read it
         only when nothing runs in the copy."""
@@ -93,6 +108,31 @@ class OverlayRoot:
         return subprocess.run(["nsenter", "-t", str(pid), "-m", "chroot", self.merged,
                                "/bin/sh", "-c", self._inside(script)],
                               capture_output=True, text=True, timeout=timeout, env=env)
+
+    def kill_processes(self):
+        """SIGKILLs, by PID, every process whose root directory is this copy
+        (what a test started there and left running, if it failed), and
+        waits until they are gone, so that the copy is unmounted."""
+        deadline = time.monotonic() + 10
+        while True:
+            pids = []
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    root = os.readlink(f"/proc/{entry}/root")
+                except OSError:
+                    continue
+                if root == self.merged or root.startswith(self.merged + "/"):
+                    pids.append(int(entry))
+            if not pids or time.monotonic() > deadline:
+                return pids
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
 
     def remove(self):
         shutil.rmtree(self.base, ignore_errors=True)

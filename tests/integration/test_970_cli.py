@@ -12,6 +12,7 @@ CLI = os.path.join(harness.SOURCE_DIR, "helper", "fpm-replica")
 
 
 def cli(httpd, *args, url=None):
+    """Global options (--host) may lead args."""
     url = url or httpd.url("/fpm-replica-status")
     return subprocess.run(["/usr/bin/python3", CLI, "--url", url, "--timeout", "30", *args],
                           capture_output=True, text=True, timeout=60)
@@ -35,6 +36,28 @@ def test_status_drain_undrain(httpd):
     assert httpd.replica("b")["state"] == "draining"
     assert cli(httpd, "undrain", "b").returncode == 0
     assert httpd.replica("b")["state"] == "ready"
+
+
+def test_host_selects_a_name_based_vhost(httpd):
+    """Two vhosts on one address: the first (the default) has no status
+    handler; --host reaches the application's by its ServerName, a drain
+    included (a POST)."""
+    default = (f"<VirtualHost 127.0.0.1:{httpd.port}>\n    ServerName default.test\n"
+               f"    DocumentRoot {httpd.root}/htdocs\n    <Directory {httpd.root}/htdocs>\n"
+               f"        Require all granted\n    </Directory>\n</VirtualHost>\n")
+    app = (f"<VirtualHost 127.0.0.1:{httpd.port}>\n    ServerName app.test\n"
+           f"{steering_vhost(httpd)}\n</VirtualHost>\n")
+    httpd.write_config(default + app, own_vhost=False)
+    httpd.start_fpm("a")
+    httpd.start_fpm("b")
+    httpd.start()
+    r = cli(httpd, "status")
+    assert r.returncode == 1 and "answered 404" in r.stderr, r.stdout + r.stderr
+    r = cli(httpd, "--host", "app.test", "status")
+    assert r.returncode == 0 and r.stdout.startswith(f"vhost app.test:{httpd.port}"), r.stderr
+    r = cli(httpd, "--host", "app.test", "drain", "a")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert httpd.status(headers={"Host": "app.test"})["replicas"][0]["state"] == "draining"
 
 
 def test_failures_and_usage(httpd):

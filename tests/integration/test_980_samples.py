@@ -20,7 +20,7 @@ def relocate(text, httpd, app):
                      ("/etc/fpm-replica", f"{root}/conf"),
                      ("/usr/sbin/php-fpm8.2", harness.php_fpm_binary()),
                      ("/usr/libexec/fpm-replica-helper", harness.HELPER),
-                     ("127.0.0.1:8080", f"127.0.0.1:{httpd.port}")):
+                     ("<VirtualHost *:80>", f"<VirtualHost 127.0.0.1:{httpd.port}>")):
         text = text.replace(old, new)
     return text
 

@@ -1,6 +1,8 @@
 """A real application: Adminer, unmodified, from Debian's `adminer` package,
 deployed as two release directories (each a copy of /usr/share/adminer, plus
-the suite's slow.php beside it for seconds-long requests). Under load it is
+beside it the suite's slow.php for seconds-long requests and two release
+markers, release.txt and release.php, which reads release.txt from its own
+directory, so that a stale response shows). Under load it is
 flipped from one release to the other and back, with `apachectl graceful`
 in between, in realpath and in namespace mode: zero failed requests, and its
 pages and every asset they link render with the right content types."""
@@ -43,7 +45,12 @@ class LinkedAssets(html.parser.HTMLParser):
 def make_adminer_release(app, rid):
     release = os.path.join(app, "releases", rid)
     shutil.copytree(ADMINER_DIR, os.path.join(release, "public"), symlinks=True)
-    shutil.copy(os.path.join(harness.PHP_DIR, "slow.php"), os.path.join(release, "public"))
+    public = os.path.join(release, "public")
+    shutil.copy(os.path.join(harness.PHP_DIR, "slow.php"), public)
+    with open(os.path.join(public, "release.txt"), "w") as f:
+        f.write(f"{rid}\n")
+    with open(os.path.join(public, "release.php"), "w") as f:
+        f.write("<?php header('Content-Type: text/plain'); readfile(__DIR__ . '/release.txt');\n")
     for d in (app, os.path.dirname(release), release):
         os.chmod(d, 0o755)
     return os.path.realpath(release)
@@ -110,17 +117,26 @@ def test_adminer_flips_and_graceful_under_load(httpd, adminer):
 
     run = httpd.load([("/adminer/", 6), ("/editor/", 1), ("/adminer/static/default.css", 2),
                       ("/adminer/static/functions.js", 1), ("/externals/jush/jush.css", 1),
-                      ("/slow.php?ms=2000", 2)], duration=16)
-    time.sleep(2)
-    flip(app, "releases/adminer-2")
-    harness.wait_for(lambda: replicas_serve(httpd, second, mode), 30, what="adminer-2 served")
-    pids = {r["pid"] for r in all_ready(httpd)}
-    httpd.graceful()
-    harness.wait_for(lambda: replicas_serve(httpd, second, mode, not_pids=pids), 30,
-                     what="every replica replaced after the graceful restart")
-    flip(app, "releases/adminer-1")
-    harness.wait_for(lambda: replicas_serve(httpd, first, mode), 30, what="adminer-1 served again")
-    result = run.wait()
+                      ("/release.txt", 1), ("/release.php", 2), ("/slow.php?ms=2000", 2)],
+                     duration=16)
+    try:
+        time.sleep(2)
+        t_flip = time.time()
+        flip(app, "releases/adminer-2")
+        harness.wait_for(lambda: replicas_serve(httpd, second, mode), 30, what="adminer-2 served")
+        t_second = time.time()
+        pids = {r["pid"] for r in all_ready(httpd)}
+        httpd.graceful()
+        harness.wait_for(lambda: replicas_serve(httpd, second, mode, not_pids=pids), 30,
+                         what="every replica replaced after the graceful restart")
+        t_flip_back = time.time()
+        flip(app, "releases/adminer-1")
+        harness.wait_for(lambda: replicas_serve(httpd, first, mode), 30,
+                         what="adminer-1 served again")
+        t_first = time.time()
+        result = run.wait()
+    finally:
+        run.kill()
     print(f"adminer {mode}: {result.summary()}")
 
     not_ok = [r for r in result.records if r["status"] != 200]
@@ -128,6 +144,15 @@ def test_adminer_flips_and_graceful_under_load(httpd, adminer):
     assert len(result.records) > 1000, result.summary()
     slow = [r for r in result.records if r["path"].startswith("/slow.php")]
     assert len(slow) >= 8 and all("ms=2000" in r["body"] for r in slow), slow[:3]
+    # The release markers: each response from the release the symlink named
+    # for the whole of the request (flips in flight excepted).
+    expected_windows = [(0, t_flip, "adminer-1"), (t_second, t_flip_back, "adminer-2"),
+                        (t_first, float("inf"), "adminer-1")]
+    markers = [r for r in result.records if r["path"] in ("/release.txt", "/release.php")]
+    stale = [r for r in markers for start, end, rid in expected_windows
+             if r["start"] >= start and r["end"] <= end and r["body"].strip() != rid]
+    assert len(markers) > 100 and not stale, (len(markers), stale[:3])
+    assert {r["body"].strip() for r in markers} == {"adminer-1", "adminer-2"}
     pages = [r for r in result.records if r["path"] in PAGES]
     assert all("Login - Adminer" in r["body"] or "Login - Editor" in r["body"]
                for r in pages), [r["body"][:200] for r in pages[:3]]
