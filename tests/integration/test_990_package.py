@@ -262,6 +262,10 @@ def test_container_steps_serve_deploy_and_restart_in_a_clean_root(package, overl
 
         harness.wait_for(all_ready, 30, what="the demo's two replicas ready")
         assert release_served(port) == "demo-1"
+        # The image's HEALTHCHECK command, as Docker would run it in the container.
+        healthcheck = re.search(r"^  CMD (.*)$", dockerfile, re.M).group(1)
+        healthy = overlay.run_beside(httpd.pid, healthcheck, env=env)
+        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
         status, ctype, body = get(port, "/style.css")
         assert status == 200 and ctype.startswith("text/css") and "font-family" in body
 
