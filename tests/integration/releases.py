@@ -49,3 +49,12 @@ def flip(app_root, target):
         os.unlink(tmp)
     os.symlink(target, tmp)
     os.rename(tmp, os.path.join(app_root, "current"))
+
+
+def write_helper_conf(path, release_root, stable_path):
+    """A fpm-replica-helper configuration (root-owned, 0644, as it requires)."""
+    with open(path, "w") as f:
+        f.write(f"# test helper configuration\nrelease-root {release_root}\n"
+                f"stable-path {stable_path}\n")
+    os.chmod(path, 0o644)
+    return path

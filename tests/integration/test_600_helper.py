@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 import harness
-from releases import make_release
+from releases import make_release, write_helper_conf
 
 CAP_SYS_ADMIN = 21
 
@@ -22,10 +22,8 @@ def setup(httpd):
     r2 = make_release(app, "r2")
     live = os.path.join(app, "live")
     os.makedirs(live)
-    conf = os.path.join(httpd.root, "conf", "helper.conf")
-    with open(conf, "w") as f:
-        f.write(f"# test helper configuration\nrelease-root {app}/releases\nstable-path {live}\n")
-    os.chmod(conf, 0o644)
+    conf = write_helper_conf(os.path.join(httpd.root, "conf", "helper.conf"),
+                             f"{app}/releases", live)
     return {"app": app, "r1": r1, "r2": r2, "live": live, "conf": conf}
 
 

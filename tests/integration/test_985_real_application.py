@@ -16,7 +16,7 @@ import urllib.parse
 import pytest
 
 import harness
-from releases import flip
+from releases import flip, write_helper_conf
 from test_800_supervision import all_ready
 from vhosts import namespace_vhost, pinned_vhost, spawn_lines
 
@@ -89,10 +89,8 @@ def adminer(httpd, request):
     else:
         live = os.path.join(app, "live")
         os.makedirs(live)
-        conf = os.path.join(httpd.root, "conf", "helper.conf")
-        with open(conf, "w") as f:
-            f.write(f"release-root {app}/releases\nstable-path {live}\n")
-        os.chmod(conf, 0o644)
+        conf = write_helper_conf(os.path.join(httpd.root, "conf", "helper.conf"),
+                                 f"{app}/releases", live)
         vhost = namespace_vhost(httpd, app, live, conf)
     httpd.write_config(vhost)
     httpd.start()
