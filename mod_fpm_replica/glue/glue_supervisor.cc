@@ -9,11 +9,12 @@
 // replica's alternate socket, takes new requests once it answers, and the old
 // one is stopped when its in-flight count reaches zero (or the drain timeout).
 //
-// Not built yet (see the supervision issue): a running supervisor keeps the
-// replica set and FpmReplicaSpawn command it started with (changing those
-// needs a stop and start); release-aware routing and deploys in namespace
-// mode.
+// At every restart the httpd parent also sends the new configuration (a
+// SupervisorPlan, through a pipe): replicas that stay take their new settings
+// (FpmReplicaSpawn, helper, health checks...) from their replacement on,
+// new replicas start, removed ones drain and stop.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -21,6 +22,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <ctime>
 #include <map>
 #include <string>
@@ -28,6 +30,7 @@
 
 #include "glue.h"
 #include "supervision.h"
+#include "supervisor_plan.h"
 
 namespace fpmr::glue {
 
@@ -40,6 +43,7 @@ struct RetainedSupervisor {
     pid_t pid;                 // 0 when none runs
     int stop_cleanup_registered;
     int64_t drain_timeout_us;  // of the running supervisor
+    int plan_fd;               // write end of the pipe to it; -1 when none
 };
 
 // One balancer member of a supervised replica: a socket a master can serve on.
@@ -80,6 +84,11 @@ struct Job {
     // before flipping the symlink (status action=prepare); it runs on the
     // spare member, takes no request until the flip, then takes over.
     enum class Phase { Idle, StartingNew, DrainingOld, Preparing, Prepared } phase = Phase::Idle;
+    // Removed from the configuration by a restart of httpd: its masters stop
+    // once old requests had time to finish, then the job is dropped.
+    bool retiring = false;
+    int64_t retire_after_us = 0;     // not before (children of the old generation may still send)
+    int64_t retire_deadline_us = 0;  // stop even with requests in flight
     int64_t phase_deadline_us = 0;
     // Namespace mode: a release whose replacement failed is not tried again
     // before this time (no hot loop on a broken deploy).
@@ -92,6 +101,92 @@ struct Job {
     MemberRun& current() { return members[active]; }
     MemberRun& spare() { return members[members.size() > 1 ? 1 - active : active]; }
 };
+
+Job make_job(const ReplicaPlan& plan) {
+    Job j;
+    j.vhost = plan.vhost;
+    j.supervised = plan.supervised;
+    j.health = plan.health;
+    j.request = plan.request;
+    j.release_symlink = plan.release_symlink;
+    for (const MemberPlan& mp : plan.members) {
+        MemberRun run;
+        run.slot = mp.slot;
+        run.socket = mp.socket;
+        run.status = mp.status;
+        j.members.push_back(run);
+    }
+    return j;
+}
+
+ReplicaPlan plan_of(const Job& j) {
+    ReplicaPlan plan;
+    plan.vhost = j.vhost;
+    plan.supervised = j.supervised;
+    plan.health = j.health;
+    plan.request = j.request;
+    plan.request.release_dir.clear();
+    plan.release_symlink = j.release_symlink;
+    for (const MemberRun& m : j.members) plan.members.push_back({m.slot, m.socket, m.status});
+    return plan;
+}
+
+// The settings of a replica that stays (same members): they apply from its
+// next start, which the restart that brought them is about to cause.
+void apply_settings(Job& j, const ReplicaPlan& plan) {
+    j.health = plan.health;
+    std::string release_dir = j.request.release_dir;
+    j.request = plan.request;
+    j.request.release_dir = release_dir;
+    j.release_symlink = plan.release_symlink;
+    for (size_t i = 0; i < j.members.size(); ++i) j.members[i].status = plan.members[i].status;
+}
+
+// Closes every descriptor from 3 up but those in `keep`.
+void close_all_but(std::vector<int> keep) {
+    std::sort(keep.begin(), keep.end());
+    unsigned from = 3;
+    for (int fd : keep) {
+        if (fd < static_cast<int>(from)) continue;
+        if (static_cast<unsigned>(fd) > from) ::close_range(from, static_cast<unsigned>(fd) - 1, 0);
+        from = static_cast<unsigned>(fd) + 1;
+    }
+    ::close_range(from, ~0U, 0);
+}
+
+// httpd parent: one plan, framed (4-byte length, then the bytes), down the
+// pipe to the supervisor; never blocks httpd for more than a second. A
+// frame cut short would garble the stream, so the pipe is closed then.
+bool send_plan(int* fd, const SupervisorPlan& plan, server_rec* s) {
+    std::string payload = encode_plan(plan);
+    uint32_t size = static_cast<uint32_t>(payload.size());
+    std::string frame(sizeof size, '\0');
+    std::memcpy(frame.data(), &size, sizeof size);
+    frame += payload;
+    size_t sent = 0;
+    int64_t deadline = now_us() + 1000000;
+    while (*fd >= 0 && sent < frame.size()) {
+        ssize_t n = ::write(*fd, frame.data() + sent, frame.size() - sent);
+        if (n > 0) {
+            sent += static_cast<size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN && now_us() < deadline) {
+            pollfd p{*fd, POLLOUT, 0};
+            ::poll(&p, 1, 100);
+            continue;
+        }
+        ap_log_error(APLOG_MARK, APLOG_ERR, n < 0 ? errno : 0, s, FPMRNO(00055)
+                     "cannot send the new configuration to the replica supervisor; it keeps "
+                     "the replicas it runs, with their settings, until httpd is stopped and "
+                     "started");
+        ::close(*fd);
+        *fd = -1;
+        return false;
+    }
+    return *fd >= 0;
+}
 
 volatile sig_atomic_t g_stop_requested = 0;
 void request_stop(int) { g_stop_requested = 1; }
@@ -141,13 +236,21 @@ constexpr int64_t kStartTimeoutUs = 30 * 1000000LL;
 // How long a master asked to stop (SIGQUIT) may take before SIGKILL.
 constexpr int64_t kStopGraceUs = 10 * 1000000LL;
 
+// How long the supervisor waits, after it saw httpd restart, for the new
+// configuration the parent sends it (sent a moment after the restart is
+// announced in the shared block).
+constexpr int64_t kPlanWaitUs = 3 * 1000000LL;
+// A removed replica's masters stop no sooner than this after the restart:
+// children of the old generation may still be sending it requests.
+constexpr int64_t kRetireGraceUs = 2 * 1000000LL;
+
 class Supervisor {
 public:
-    Supervisor(server_rec* s, std::vector<Job> jobs, int64_t drain_timeout_us)
-        : s_(s), jobs_(std::move(jobs)), drain_timeout_us_(drain_timeout_us),
-          shared_(shared_state()) {
+    Supervisor(server_rec* s, const SupervisorPlan& plan, int plan_fd)
+        : s_(s), drain_timeout_us_(plan.drain_timeout_us), shared_(shared_state()),
+          plan_fd_(plan_fd) {
         generation_seen_ = shared_.block()->header.config_generation.load();
-        for (Job& j : jobs_) j.restart_seen = slot(j.members[0]).restart_requested.load();
+        for (const ReplicaPlan& r : plan.replicas) add_job(r);
     }
 
     [[noreturn]] void run() {
@@ -159,6 +262,7 @@ public:
             for (Job& j : jobs_) start_if_due(j, now);
             for (Job& j : jobs_) check_ready(j, now);
             advance_replacement(now);
+            advance_retirements(now);
             for (Job& j : jobs_) check_health(j, now_us());
             sleep_us(kTickUs);
         }
@@ -168,6 +272,122 @@ public:
 
 private:
     ReplicaSlot& slot(MemberRun& m) { return shared_.slot(m.slot); }
+
+    void add_job(const ReplicaPlan& plan) {
+        jobs_.push_back(make_job(plan));
+        Job& j = jobs_.back();
+        j.restart_seen = slot(j.members[0]).restart_requested.load();
+    }
+
+    // The plan for `generation` from the parent; nullopt if none arrives in
+    // time. Older or unreadable frames are skipped.
+    std::optional<SupervisorPlan> receive_plan(uint32_t generation) {
+        int64_t deadline = now_us() + kPlanWaitUs;
+        for (;;) {
+            uint32_t size;
+            while (plan_buffer_.size() >= sizeof size) {
+                std::memcpy(&size, plan_buffer_.data(), sizeof size);
+                if (plan_buffer_.size() - sizeof size < size) break;
+                auto plan = decode_plan(std::string_view(plan_buffer_).substr(sizeof size, size));
+                plan_buffer_.erase(0, sizeof size + size);
+                if (plan && plan->generation == generation) return plan;
+            }
+            int64_t left = deadline - now_us();
+            if (left <= 0 || plan_fd_ < 0) return std::nullopt;
+            pollfd p{plan_fd_, POLLIN, 0};
+            if (::poll(&p, 1, static_cast<int>(left / 1000) + 1) <= 0) continue;
+            char buffer[65536];
+            ssize_t n = ::read(plan_fd_, buffer, sizeof buffer);
+            if (n > 0) {
+                plan_buffer_.append(buffer, static_cast<size_t>(n));
+            } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                ::close(plan_fd_);  // the parent gave up on the pipe
+                plan_fd_ = -1;
+                plan_buffer_.clear();
+            }
+        }
+    }
+
+    // httpd restarted: compare its new configuration with what runs.
+    void reconfigure(uint32_t generation, int64_t now) {
+        std::optional<SupervisorPlan> plan = receive_plan(generation);
+        if (!plan) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00054)
+                         "the replica supervisor received no configuration for this restart of "
+                         "httpd; its replicas keep their previous settings");
+            return;
+        }
+        drain_timeout_us_ = plan->drain_timeout_us;
+        std::vector<size_t> live;  // indices into jobs_ of the replicas not retiring
+        std::vector<ReplicaPlan> running;
+        for (size_t i = 0; i < jobs_.size(); ++i) {
+            if (jobs_[i].retiring) continue;
+            live.push_back(i);
+            running.push_back(plan_of(jobs_[i]));
+        }
+        PlanChanges changes = compare_plans(running, plan->replicas);
+        for (auto [ri, wi] : changes.kept) apply_settings(jobs_[live[ri]], plan->replicas[wi]);
+        for (auto [ri, wi] : changes.moved) {
+            Job& j = jobs_[live[ri]];
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s_, FPMRNO(00052)
+                         "replica '%s' of %s now has other sockets or is %s: the running one "
+                         "is left as it is until httpd is stopped and started",
+                         j.name().c_str(), j.vhost.c_str(),
+                         plan->replicas[wi].supervised ? "supervised" : "no longer supervised");
+        }
+        for (size_t ri : changes.removed) retire(jobs_[live[ri]], now);
+        for (size_t wi : changes.added) add_job(plan->replicas[wi]);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00051)
+                     "new configuration: %lu replicas kept (replaced one by one), %lu added, "
+                     "%lu removed, %lu left as they were",
+                     static_cast<unsigned long>(changes.kept.size()),
+                     static_cast<unsigned long>(changes.added.size()),
+                     static_cast<unsigned long>(changes.removed.size()),
+                     static_cast<unsigned long>(changes.moved.size()));
+    }
+
+    void retire(Job& j, int64_t now) {
+        j.retiring = true;
+        j.replace_pending = false;
+        if (j.phase == Job::Phase::Preparing || j.phase == Job::Phase::Prepared) {
+            set_prepare_state(j, PrepareState::Failed);
+        }
+        j.phase = Job::Phase::Idle;
+        j.retire_after_us = now + kRetireGraceUs;
+        j.retire_deadline_us = now + std::max(drain_timeout_us_, kRetireGraceUs);
+        for (MemberRun& m : j.members) {
+            if (m.pid && !m.stopping) set_state(m, ReplicaState::Draining);
+        }
+    }
+
+    // Removed replicas: each master stops once it is empty (or at the drain
+    // timeout); a replica with no master left is dropped.
+    void advance_retirements(int64_t now) {
+        for (auto it = jobs_.begin(); it != jobs_.end();) {
+            Job& j = *it;
+            if (!j.retiring) {
+                ++it;
+                continue;
+            }
+            bool running = false;
+            for (MemberRun& m : j.members) {
+                if (!m.pid) continue;
+                running = true;
+                if (!j.supervised || m.stopping || now < j.retire_after_us) continue;
+                if (slot(m).in_flight.load() <= 0 || now >= j.retire_deadline_us) {
+                    stop_member(m, now);
+                }
+            }
+            if (running && j.supervised) {
+                ++it;
+                continue;
+            }
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00053)
+                         "replica '%s' of %s is no longer configured: %s", j.name().c_str(),
+                         j.vhost.c_str(), j.supervised ? "its masters stopped" : "no longer checked");
+            it = jobs_.erase(it);
+        }
+    }
     void set_state(MemberRun& m, ReplicaState st) { slot(m).state.store(static_cast<uint32_t>(st)); }
     ReplicaState state(MemberRun& m) { return static_cast<ReplicaState>(slot(m).state.load()); }
 
@@ -263,8 +483,9 @@ private:
         uint32_t generation = shared_.block()->header.config_generation.load();
         bool restarted = generation != generation_seen_;
         generation_seen_ = generation;
+        if (restarted) reconfigure(generation, now);
         for (Job& j : jobs_) {
-            if (!j.supervised) continue;
+            if (!j.supervised || j.retiring) continue;
             uint32_t requested = slot(j.members[0]).restart_requested.load();
             if (restarted || requested != j.restart_seen) j.replace_pending = true;
             j.restart_seen = requested;
@@ -299,7 +520,7 @@ private:
     // of rotation (failed); `passes` answered ones bring it back. A supervised
     // master that fails its checks (hung, say) is killed and restarted.
     void check_health(Job& j, int64_t now) {
-        if (!j.health) return;
+        if (!j.health || j.retiring) return;
         const HealthCheckSpec& h = *j.health;
         const uint32_t ready = static_cast<uint32_t>(ReplicaState::Ready);
         const uint32_t failed = static_cast<uint32_t>(ReplicaState::Failed);
@@ -348,7 +569,7 @@ private:
     }
 
     void start_if_due(Job& j, int64_t now) {
-        if (!j.supervised) return;
+        if (!j.supervised || j.retiring) return;
         MemberRun& m = j.current();
         if (m.pid || j.failed || now < j.next_start_us) return;
         if (!start_member(j, m, now)) {
@@ -515,7 +736,7 @@ private:
     // spare member of the first replica that does not serve it yet.
     void handle_prepare_requests(int64_t now) {
         for (Job& j : jobs_) {
-            if (!j.supervised || !j.namespace_mode()) continue;
+            if (!j.supervised || j.retiring || !j.namespace_mode()) continue;
             ReleaseSlot* rs = release_slot_of(j);
             if (!rs) continue;
             uint32_t requests = rs->prepare_requests.load();
@@ -529,7 +750,7 @@ private:
             Job* chosen = nullptr;
             bool busy = false;
             for (Job& k : jobs_) {
-                if (!k.supervised || k.release_symlink != j.release_symlink) continue;
+                if (!k.supervised || k.retiring || k.release_symlink != j.release_symlink) continue;
                 if (k.phase == Job::Phase::Prepared && k.spare().release == target) {
                     rs->prepare_state.store(static_cast<uint32_t>(PrepareState::Ready));
                     chosen = &k;
@@ -610,14 +831,17 @@ private:
     std::vector<Job> jobs_;
     int64_t drain_timeout_us_;
     SharedState shared_;
+    int plan_fd_;               // read end of the pipe from the httpd parent; -1 when closed
+    std::string plan_buffer_;   // bytes read from it, not yet a whole frame
     uint32_t generation_seen_ = 0;
     std::map<std::string, uint32_t> prepare_seen_;  // release symlink -> prepare_requests seen
 };
 
-std::vector<Job> collect_jobs(server_rec* main_server, int64_t* drain_timeout_us) {
-    std::vector<Job> jobs;
-    std::vector<VhostReplicas*> seen;
-    *drain_timeout_us = kDefaultDrainTimeoutUs;
+// What the supervisor should run for this configuration generation.
+SupervisorPlan collect_plan(server_rec* main_server) {
+    SupervisorPlan plan;
+    plan.generation = static_cast<uint32_t>(ap_state_query(AP_SQ_CONFIG_GEN));
+    plan.drain_timeout_us = kDefaultDrainTimeoutUs;
     for (server_rec* s = main_server; s; s = s->next) {
         VhostReplicas* set = replicas_for(s);
         if (!set || set->defined_in != s) continue;
@@ -629,35 +853,32 @@ std::vector<Job> collect_jobs(server_rec* main_server, int64_t* drain_timeout_us
             command = split_command(conf->spawn_command, &error);
             if (!command) continue;  // refused at configtest
         }
-        if (conf->drain_timeout_set && conf->drain_timeout_us > *drain_timeout_us) {
-            *drain_timeout_us = conf->drain_timeout_us;
+        if (conf->drain_timeout_set && conf->drain_timeout_us > plan.drain_timeout_us) {
+            plan.drain_timeout_us = conf->drain_timeout_us;
         }
         for (size_t i = 0; i < set->replicas.size(); ++i) {
-            Job j;
-            j.vhost = set->vhost_label;
-            j.supervised = command.has_value();
-            if (conf->health) j.health = *conf->health;
-            if (command) j.request.command = *command;
-            j.request.replica = set->replicas[i];
+            ReplicaPlan r;
+            r.vhost = set->vhost_label;
+            r.supervised = command.has_value();
+            if (conf->health) r.health = *conf->health;
+            if (command) r.request.command = *command;
+            r.request.replica = set->replicas[i];
             if (conf->stable_path) {
-                j.request.stable_path = conf->stable_path;
-                j.request.helper_path = conf->helper_path ? conf->helper_path : kDefaultHelperPath;
-                j.request.helper_config = conf->helper_config ? conf->helper_config : "";
+                r.request.stable_path = conf->stable_path;
+                r.request.helper_path = conf->helper_path ? conf->helper_path : kDefaultHelperPath;
+                r.request.helper_config = conf->helper_config ? conf->helper_config : "";
             }
-            if (ReleaseConfig* release = release_for(s)) j.release_symlink = release->symlink;
+            if (ReleaseConfig* release = release_for(s)) r.release_symlink = release->symlink;
             for (bool alternate : {false, true}) {
                 int mi = set->member_of(static_cast<int>(i), alternate);
                 if (mi < 0) continue;
-                MemberRun run;
-                run.slot = set->members[mi].slot;
-                run.socket = set->members[mi].socket;
-                run.status = set->members[mi].status;
-                j.members.push_back(run);
+                r.members.push_back({set->members[mi].slot, set->members[mi].socket,
+                                     set->members[mi].status});
             }
-            jobs.push_back(std::move(j));
+            plan.replicas.push_back(std::move(r));
         }
     }
-    return jobs;
+    return plan;
 }
 
 bool supervisor_alive(pid_t pid) {
@@ -697,12 +918,12 @@ void supervisor_maintenance(int reason, void*, int) {
 int start_supervisor(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* main_server) {
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) return OK;
     try {
-        int64_t drain_timeout_us;
-        std::vector<Job> jobs = collect_jobs(main_server, &drain_timeout_us);
+        SupervisorPlan plan = collect_plan(main_server);
         auto* retained = static_cast<RetainedSupervisor*>(ap_retained_data_get(kRetainedKey));
         if (!retained) {
             retained = static_cast<RetainedSupervisor*>(
                 ap_retained_data_create(kRetainedKey, sizeof(RetainedSupervisor)));
+            retained->plan_fd = -1;
         }
         if (!retained->stop_cleanup_registered) {
             apr_pool_cleanup_register(main_server->process->pool, nullptr, stop_supervisor_at_exit,
@@ -713,15 +934,26 @@ int start_supervisor(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* ma
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, main_server, FPMRNO(00033)
                          "the replica supervisor (pid %d) keeps running its replicas across "
                          "this restart", retained->pid);
-        } else if (!jobs.empty()) {
+            retained->drain_timeout_us = plan.drain_timeout_us;
+            if (retained->plan_fd >= 0) send_plan(&retained->plan_fd, plan, main_server);
+        } else if (!plan.replicas.empty()) {
             pid_t parent = getpid();
             apr_file_t* log = main_server->error_log;
             int log_fd = -1;
             if (log) apr_os_file_get(&log_fd, log);
+            if (retained->plan_fd >= 0) ::close(retained->plan_fd);
+            retained->plan_fd = -1;
+            // The pipe the parent sends each later generation's plan down.
+            int plan_pipe[2] = {-1, -1};
+            if (::pipe2(plan_pipe, O_CLOEXEC) == 0) {
+                ::fcntl(plan_pipe[1], F_SETPIPE_SZ, 1 << 20);  // a whole plan at once
+                ::fcntl(plan_pipe[1], F_SETFL, O_NONBLOCK);
+            }
             pid_t pid = ::fork();
             if (pid < 0) {
                 ap_log_error(APLOG_MARK, APLOG_EMERG, errno, main_server, FPMRNO(00034)
                              "cannot fork the replica supervisor");
+                if (plan_pipe[0] >= 0) ::close(plan_pipe[0]), ::close(plan_pipe[1]);
                 return HTTP_INTERNAL_SERVER_ERROR;
             }
             if (pid == 0) {
@@ -736,15 +968,16 @@ int start_supervisor(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* ma
                 ::signal(SIGCHLD, SIG_DFL);
                 ::signal(SIGTERM, request_stop);
                 ::signal(SIGINT, request_stop);
-                if (log_fd > 3) ::close_range(3, static_cast<unsigned>(log_fd) - 1, 0);
-                ::close_range(static_cast<unsigned>(log_fd > 2 ? log_fd + 1 : 3), ~0U, 0);
-                Supervisor(main_server, std::move(jobs), drain_timeout_us).run();
+                close_all_but({log_fd, plan_pipe[0]});
+                Supervisor(main_server, plan, plan_pipe[0]).run();
             }
+            if (plan_pipe[0] >= 0) ::close(plan_pipe[0]);
+            retained->plan_fd = plan_pipe[1];
             retained->pid = pid;
-            retained->drain_timeout_us = drain_timeout_us;
+            retained->drain_timeout_us = plan.drain_timeout_us;
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, main_server, FPMRNO(00035)
                          "started the replica supervisor (pid %d) for %lu replicas", pid,
-                         static_cast<unsigned long>(jobs.size()));
+                         static_cast<unsigned long>(plan.replicas.size()));
         }
         if (retained->pid > 0) {
             // Registered per generation (the registration lives in pconf), so

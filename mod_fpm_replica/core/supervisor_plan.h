@@ -1,0 +1,69 @@
+// What the replica supervisor runs, as the httpd parent configured it: one
+// plan per replica. The parent sends the whole plan to the running
+// supervisor at every restart of httpd (encode/decode here), and the
+// supervisor compares it with what it runs (compare_plans) to update,
+// add and retire replicas without stopping the others.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config_parse.h"
+#include "supervision.h"
+
+namespace fpmr {
+
+// One balancer member of a replica: a shared slot and the socket a master
+// serves it on (the alternate member: "<socket>.alt").
+struct MemberPlan {
+    int slot = -1;
+    SocketSpec socket;
+    std::optional<SocketSpec> status;
+
+    bool operator==(const MemberPlan& o) const {
+        return slot == o.slot && socket == o.socket && status == o.status;
+    }
+};
+
+struct ReplicaPlan {
+    std::string vhost;
+    bool supervised = true;  // false: FpmReplicaHealthCheck only, started by someone else
+    std::optional<HealthCheckSpec> health;
+    SpawnRequest request;    // release_dir is not part of a plan
+    std::string release_symlink;
+    std::vector<MemberPlan> members;  // [0] primary, [1] alternate (unix sockets)
+
+    const std::string& name() const { return request.replica.name; }
+};
+
+struct SupervisorPlan {
+    uint32_t generation = 0;  // httpd's configuration generation it belongs to
+    int64_t drain_timeout_us = 0;
+    std::vector<ReplicaPlan> replicas;
+};
+
+std::string encode_plan(const SupervisorPlan& plan);
+// nullopt for anything that is not exactly one encoded plan.
+std::optional<SupervisorPlan> decode_plan(std::string_view bytes);
+
+// How a new plan relates to the one running, replica by replica (by vhost
+// and name).
+struct PlanChanges {
+    // Same vhost, name, supervision and members: keeps its masters; its
+    // other settings (command, helper, health checks, release...) may differ
+    // and apply from its next start. Pairs of (running index, wanted index).
+    std::vector<std::pair<size_t, size_t>> kept;
+    std::vector<size_t> added;    // wanted indices
+    std::vector<size_t> removed;  // running indices
+    // Same vhost and name, but other sockets or slots, or supervision turned
+    // on or off: left running as it is (running index, wanted index).
+    std::vector<std::pair<size_t, size_t>> moved;
+};
+PlanChanges compare_plans(const std::vector<ReplicaPlan>& running,
+                          const std::vector<ReplicaPlan>& wanted);
+
+}  // namespace fpmr

@@ -1,0 +1,124 @@
+// The plan the httpd parent sends the running supervisor at each restart:
+// its encoding, and how a new plan compares with the running one.
+#include <catch2/catch.hpp>
+
+#include "supervisor_plan.h"
+
+using namespace fpmr;
+
+namespace {
+
+ReplicaPlan replica(const std::string& vhost, const std::string& name, int first_slot) {
+    std::string error;
+    ReplicaPlan r;
+    r.vhost = vhost;
+    r.request.command = {"/usr/sbin/php-fpm8.2", "--nodaemonize", "--fpm-config",
+                         "/etc/fpm-replica/app.conf"};
+    r.request.replica = *parse_replica(
+        {name, "unix:/run/fpm-replica/" + name + ".sock",
+         "status=unix:/run/fpm-replica/" + name + "-status.sock"}, &error);
+    r.release_symlink = "/srv/app/current";
+    for (bool alternate : {false, true}) {
+        MemberPlan m;
+        m.slot = first_slot + (alternate ? 1 : 0);
+        m.socket = alternate ? r.request.replica.socket.alternate() : r.request.replica.socket;
+        m.status = alternate ? r.request.replica.status->alternate() : *r.request.replica.status;
+        r.members.push_back(m);
+    }
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("a supervisor plan survives its encoding byte for byte", "[plan]") {
+    std::string error;
+    SupervisorPlan plan;
+    plan.generation = 7;
+    plan.drain_timeout_us = 60000000;
+    plan.replicas.push_back(replica("app.test:80", "a", 0));
+    ReplicaPlan b = replica("app.test:80", "b", 2);
+    b.request.command.push_back("an argument with spaces, a colon: and\na newline");
+    b.request.stable_path = "/srv/app/live";
+    b.request.helper_path = "/usr/libexec/fpm-replica-helper";
+    b.request.helper_config = "/etc/fpm-replica/helper.conf";
+    b.request.replica.probe = *parse_socket("unix:/run/fpm-replica/b-probe.sock", &error);
+    b.health = HealthCheckSpec{500000, 250000, 3, 2, "/ping?full"};
+    plan.replicas.push_back(b);
+    ReplicaPlan tcp = replica("other:8080", "t", 4);
+    tcp.supervised = false;
+    tcp.request.command.clear();
+    tcp.request.replica = *parse_replica({"t", "tcp:127.0.0.1:9000"}, &error);
+    tcp.members.resize(1);
+    tcp.members[0].socket = tcp.request.replica.socket;
+    tcp.members[0].status.reset();
+    plan.replicas.push_back(tcp);
+
+    std::string bytes = encode_plan(plan);
+    auto back = decode_plan(bytes);
+    REQUIRE(back);
+    CHECK(back->generation == 7);
+    CHECK(back->drain_timeout_us == 60000000);
+    REQUIRE(back->replicas.size() == 3);
+    const ReplicaPlan& b2 = back->replicas[1];
+    CHECK(b2.vhost == "app.test:80");
+    CHECK(b2.request.command == b.request.command);
+    CHECK(b2.request.replica.socket == b.request.replica.socket);
+    CHECK(b2.request.replica.status == b.request.replica.status);
+    CHECK(b2.request.replica.probe == b.request.replica.probe);
+    CHECK(b2.request.stable_path == "/srv/app/live");
+    CHECK(b2.request.helper_path == "/usr/libexec/fpm-replica-helper");
+    CHECK(b2.request.helper_config == "/etc/fpm-replica/helper.conf");
+    CHECK(b2.release_symlink == "/srv/app/current");
+    REQUIRE(b2.health);
+    CHECK(b2.health->interval_us == 500000);
+    CHECK(b2.health->timeout_us == 250000);
+    CHECK(b2.health->fails == 3);
+    CHECK(b2.health->passes == 2);
+    CHECK(b2.health->path == "/ping?full");
+    CHECK(b2.members == b.members);
+    CHECK_FALSE(back->replicas[0].health);
+    CHECK_FALSE(back->replicas[2].supervised);
+    CHECK(back->replicas[2].request.command.empty());
+    CHECK(back->replicas[2].members == tcp.members);
+    CHECK(encode_plan(*back) == bytes);
+}
+
+TEST_CASE("anything but exactly one encoded plan is refused", "[plan]") {
+    SupervisorPlan plan;
+    plan.generation = 3;
+    plan.replicas.push_back(replica("app.test:80", "a", 0));
+    std::string bytes = encode_plan(plan);
+    for (size_t cut = 0; cut < bytes.size(); ++cut) {
+        CHECK_FALSE(decode_plan(std::string_view(bytes).substr(0, cut)));
+    }
+    CHECK_FALSE(decode_plan(bytes + "1:x"));
+    CHECK_FALSE(decode_plan("18:fpm-replica-plan/2" + bytes.substr(21)));
+    CHECK_FALSE(decode_plan("99999999999:"));
+    std::string bad_socket = bytes;
+    bad_socket.replace(bad_socket.find("unix:/run"), 5, "udp:/");
+    CHECK_FALSE(decode_plan(bad_socket));
+}
+
+TEST_CASE("a new plan keeps, adds, removes and leaves moved replicas alone", "[plan]") {
+    std::vector<ReplicaPlan> running = {replica("app:80", "a", 0), replica("app:80", "b", 2),
+                                        replica("app:80", "c", 4)};
+    std::vector<ReplicaPlan> wanted = {replica("app:80", "a", 0), replica("app:80", "c", 4),
+                                       replica("app:80", "d", 6)};
+    wanted[0].request.command = {"/usr/sbin/php-fpm8.3", "-F"};  // a setting: still kept
+    wanted[1].members[0].socket.path = "/run/elsewhere.sock";  // c moved
+    PlanChanges changes = compare_plans(running, wanted);
+    CHECK(changes.kept == std::vector<std::pair<size_t, size_t>>{{0, 0}});
+    CHECK(changes.moved == std::vector<std::pair<size_t, size_t>>{{2, 1}});
+    CHECK(changes.removed == std::vector<size_t>{1});
+    CHECK(changes.added == std::vector<size_t>{2});
+
+    // The same name in another vhost is another replica; turning supervision
+    // off is a move, not a settings change.
+    std::vector<ReplicaPlan> other = {replica("other:80", "a", 8), replica("app:80", "b", 2)};
+    other[1].supervised = false;
+    changes = compare_plans(running, other);
+    CHECK(changes.kept.empty());
+    CHECK(changes.moved == std::vector<std::pair<size_t, size_t>>{{1, 1}});
+    CHECK(changes.removed == std::vector<size_t>{0, 2});
+    CHECK(changes.added == std::vector<size_t>{0});
+}
