@@ -487,7 +487,11 @@ private:
         for (Job& j : jobs_) {
             if (!j.supervised || j.retiring) continue;
             uint32_t requested = slot(j.members[0]).restart_requested.load();
-            if (restarted || requested != j.restart_seen) j.replace_pending = true;
+            // A replica that never started (one this restart added) has
+            // nothing to replace.
+            if ((restarted && j.ever_started) || requested != j.restart_seen) {
+                j.replace_pending = true;
+            }
             j.restart_seen = requested;
             if (!j.namespace_mode() || !j.current().pid ||
                 (j.phase != Job::Phase::Idle && j.phase != Job::Phase::Prepared)) {

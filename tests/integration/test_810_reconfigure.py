@@ -103,6 +103,8 @@ def test_added_replicas_start_and_removed_ones_drain_and_stop(httpd):
     assert slow and all("ms=2000" in r["body"] for r in slow)
     harness.wait_for(lambda: fpm_masters_of(sup) == sorted(r["pid"] for r in after), 10,
                      what="only a's and c's masters left")
+    # c started once: an added replica is not replaced by the restart that added it.
+    assert [r["restarts"] for r in all_ready(httpd)] == [1, 0]
     log = httpd.read_log()
     assert "FPMR00051" in log and "1 added, 1 removed" in log, log[-2000:]
     assert "FPMR00053" in log
