@@ -1,6 +1,7 @@
 #include "supervisor_plan.h"
 
 #include <charconv>
+#include <cstring>
 #include <map>
 
 namespace fpmr {
@@ -185,6 +186,24 @@ std::optional<SupervisorPlan> decode_plan(std::string_view bytes) {
     }
     if (!r.done()) return std::nullopt;
     return plan;
+}
+
+std::string frame_plan(const SupervisorPlan& plan) {
+    std::string payload = encode_plan(plan);
+    uint32_t size = static_cast<uint32_t>(payload.size());
+    std::string frame(sizeof size, '\0');
+    std::memcpy(frame.data(), &size, sizeof size);
+    return frame + payload;
+}
+
+bool PlanFrames::next(std::optional<SupervisorPlan>* plan) {
+    uint32_t size;
+    if (buffer_.size() < sizeof size) return false;
+    std::memcpy(&size, buffer_.data(), sizeof size);
+    if (buffer_.size() - sizeof size < size) return false;
+    *plan = decode_plan(std::string_view(buffer_).substr(sizeof size, size));
+    buffer_.erase(0, sizeof size + size);
+    return true;
 }
 
 PlanChanges compare_plans(const std::vector<ReplicaPlan>& running,

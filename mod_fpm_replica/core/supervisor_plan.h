@@ -50,6 +50,23 @@ std::string encode_plan(const SupervisorPlan& plan);
 // nullopt for anything that is not exactly one encoded plan.
 std::optional<SupervisorPlan> decode_plan(std::string_view bytes);
 
+// On the pipe from the httpd parent to the supervisor each plan is a frame:
+// its length (4 bytes, host order), then encode_plan's bytes.
+std::string frame_plan(const SupervisorPlan& plan);
+
+// The supervisor's end: collects what it reads and hands out whole frames.
+class PlanFrames {
+public:
+    void append(const char* data, size_t size) { buffer_.append(data, size); }
+    // The next whole frame, decoded (nullopt inside when it does not decode);
+    // false while no whole frame is buffered.
+    bool next(std::optional<SupervisorPlan>* plan);
+    void clear() { buffer_.clear(); }
+
+private:
+    std::string buffer_;
+};
+
 // How a new plan relates to the one running, replica by replica (by vhost
 // and name).
 struct PlanChanges {

@@ -12,6 +12,7 @@
 #include "config_parse.h"
 #include "release_resolver.h"
 #include "shared_state.h"
+#include "supervisor_plan.h"
 #include "httpd_includes.h"
 
 namespace fpmr::glue {
@@ -127,6 +128,9 @@ void register_probe_hooks(apr_pool_t* p);
 bool answers_ping(const SocketSpec& spec, int timeout_ms, const std::string& path = "/ping");
 // The running replica supervisor's pid, or 0.
 pid_t running_supervisor_pid();
+// The supervisor process's life (glue_supervisor.cc), in the forked child:
+// runs `plan`, reads later plans from `plan_fd`, never returns.
+[[noreturn]] void run_supervisor(server_rec* s, const SupervisorPlan& plan, int plan_fd);
 
 // Namespace mode: a request pinned to release R that goes to php-fpm gets
 // SCRIPT_FILENAME, DOCUMENT_ROOT and PATH_TRANSLATED under the stable path

@@ -99,6 +99,32 @@ TEST_CASE("anything but exactly one encoded plan is refused", "[plan]") {
     CHECK_FALSE(decode_plan(bad_socket));
 }
 
+TEST_CASE("plans framed on the pipe come out whole, however the reads split them", "[plan]") {
+    SupervisorPlan first, second;
+    first.generation = 4;
+    first.replicas.push_back(replica("app:80", "a", 0));
+    second.generation = 5;
+    second.replicas.push_back(replica("app:80", "b", 2));
+    std::string bytes = frame_plan(first) + frame_plan(second);
+    PlanFrames frames;
+    std::vector<uint32_t> seen;
+    std::optional<SupervisorPlan> plan;
+    for (char c : bytes) {
+        frames.append(&c, 1);
+        while (frames.next(&plan)) {
+            REQUIRE(plan);
+            seen.push_back(plan->generation);
+        }
+    }
+    CHECK(seen == std::vector<uint32_t>{4, 5});
+    std::string garbled = frame_plan(first);
+    garbled[10] = '#';
+    frames.append(garbled.data(), garbled.size());
+    REQUIRE(frames.next(&plan));
+    CHECK_FALSE(plan);  // one bad frame, skipped whole
+    CHECK_FALSE(frames.next(&plan));
+}
+
 TEST_CASE("a new plan keeps, adds, removes and leaves moved replicas alone", "[plan]") {
     std::vector<ReplicaPlan> running = {replica("app:80", "a", 0), replica("app:80", "b", 2),
                                         replica("app:80", "c", 4)};

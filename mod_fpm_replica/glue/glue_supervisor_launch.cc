@@ -1,0 +1,243 @@
+// The httpd parent's side of the replica supervisor: at the first start it
+// forks the supervisor process (glue_supervisor.cc) with the plan of what to
+// run; at every later start it sends the new generation's plan down a pipe;
+// it notices the supervisor's death and stops it when httpd exits.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include "glue.h"
+#include "supervision.h"
+#include "supervisor_plan.h"
+
+namespace fpmr::glue {
+
+namespace {
+
+constexpr const char* kRetainedKey = "mod_fpm_replica-supervisor";
+
+// Kept by the httpd parent across its restarts (retained data).
+struct RetainedSupervisor {
+    pid_t pid;                 // 0 when none runs
+    int stop_cleanup_registered;
+    int64_t drain_timeout_us;  // of the running supervisor
+    int plan_fd;               // write end of the pipe to it; -1 when none
+};
+
+// Closes every descriptor from 3 up but those in `keep`.
+void close_all_but(std::vector<int> keep) {
+    std::sort(keep.begin(), keep.end());
+    unsigned from = 3;
+    for (int fd : keep) {
+        if (fd < static_cast<int>(from)) continue;
+        if (static_cast<unsigned>(fd) > from) ::close_range(from, static_cast<unsigned>(fd) - 1, 0);
+        from = static_cast<unsigned>(fd) + 1;
+    }
+    ::close_range(from, ~0U, 0);
+}
+
+// httpd parent: one plan, framed (4-byte length, then the bytes), down the
+// pipe to the supervisor; never blocks httpd for more than a second. A
+// frame cut short would garble the stream, so the pipe is closed then.
+bool send_plan(int* fd, const SupervisorPlan& plan, server_rec* s) {
+    std::string frame = frame_plan(plan);
+    size_t sent = 0;
+    int64_t deadline = now_us() + 1000000;
+    while (*fd >= 0 && sent < frame.size()) {
+        ssize_t n = ::write(*fd, frame.data() + sent, frame.size() - sent);
+        if (n > 0) {
+            sent += static_cast<size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN && now_us() < deadline) {
+            pollfd p{*fd, POLLOUT, 0};
+            ::poll(&p, 1, 100);
+            continue;
+        }
+        ap_log_error(APLOG_MARK, APLOG_ERR, n < 0 ? errno : 0, s, FPMRNO(00055)
+                     "cannot send the new configuration to the replica supervisor; it keeps "
+                     "the replicas it runs, with their settings, until httpd is stopped and "
+                     "started");
+        ::close(*fd);
+        *fd = -1;
+        return false;
+    }
+    return *fd >= 0;
+}
+
+// What the supervisor should run for this configuration generation.
+SupervisorPlan collect_plan(server_rec* main_server) {
+    SupervisorPlan plan;
+    plan.generation = static_cast<uint32_t>(ap_state_query(AP_SQ_CONFIG_GEN));
+    plan.drain_timeout_us = kDefaultDrainTimeoutUs;
+    for (server_rec* s = main_server; s; s = s->next) {
+        VhostReplicas* set = replicas_for(s);
+        if (!set || set->defined_in != s) continue;
+        ServerConfig* conf = server_config(s);
+        if (!conf->spawn_command && !conf->health) continue;
+        std::string error;
+        std::optional<std::vector<std::string>> command;
+        if (conf->spawn_command) {
+            command = split_command(conf->spawn_command, &error);
+            if (!command) continue;  // refused at configtest
+        }
+        if (conf->drain_timeout_set && conf->drain_timeout_us > plan.drain_timeout_us) {
+            plan.drain_timeout_us = conf->drain_timeout_us;
+        }
+        for (size_t i = 0; i < set->replicas.size(); ++i) {
+            ReplicaPlan r;
+            r.vhost = set->vhost_label;
+            r.supervised = command.has_value();
+            if (conf->health) r.health = *conf->health;
+            if (command) r.request.command = *command;
+            r.request.replica = set->replicas[i];
+            if (conf->stable_path) {
+                r.request.stable_path = conf->stable_path;
+                r.request.helper_path = conf->helper_path ? conf->helper_path : kDefaultHelperPath;
+                r.request.helper_config = conf->helper_config ? conf->helper_config : "";
+            }
+            if (ReleaseConfig* release = release_for(s)) r.release_symlink = release->symlink;
+            for (bool alternate : {false, true}) {
+                int mi = set->member_of(static_cast<int>(i), alternate);
+                if (mi < 0) continue;
+                r.members.push_back({set->members[mi].slot, set->members[mi].socket,
+                                     set->members[mi].status});
+            }
+            plan.replicas.push_back(std::move(r));
+        }
+    }
+    return plan;
+}
+
+bool supervisor_alive(pid_t pid) {
+    if (pid <= 0) return false;
+    int status;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    return r == 0;  // our child and still running
+}
+
+// At httpd's exit (the process pool dies only then, not at restarts).
+apr_status_t stop_supervisor_at_exit(void*) {
+    auto* retained = static_cast<RetainedSupervisor*>(ap_retained_data_get(kRetainedKey));
+    if (!retained || retained->pid <= 0) return APR_SUCCESS;
+    pid_t pid = retained->pid;
+    ::kill(pid, SIGTERM);
+    int64_t deadline = now_us() + retained->drain_timeout_us + 5000000;
+    while (now_us() < deadline) {
+        pid_t r = ::waitpid(pid, nullptr, WNOHANG);
+        if (r == pid || (r < 0 && errno == ECHILD)) break;
+        ::usleep(50000);
+    }
+    retained->pid = 0;
+    return APR_SUCCESS;
+}
+
+void supervisor_maintenance(int reason, void*, int) {
+    auto* retained = static_cast<RetainedSupervisor*>(ap_retained_data_get(kRetainedKey));
+    if (!retained) return;
+    if (reason == APR_OC_REASON_DEATH || reason == APR_OC_REASON_LOST) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf, FPMRNO(00032)
+                     "the replica supervisor (pid %d) exited; it is started again at the next "
+                     "restart of httpd", retained->pid);
+        retained->pid = 0;
+    }
+}
+
+int start_supervisor(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* main_server) {
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) return OK;
+    try {
+        SupervisorPlan plan = collect_plan(main_server);
+        auto* retained = static_cast<RetainedSupervisor*>(ap_retained_data_get(kRetainedKey));
+        if (!retained) {
+            retained = static_cast<RetainedSupervisor*>(
+                ap_retained_data_create(kRetainedKey, sizeof(RetainedSupervisor)));
+            retained->plan_fd = -1;
+        }
+        if (!retained->stop_cleanup_registered) {
+            apr_pool_cleanup_register(main_server->process->pool, nullptr, stop_supervisor_at_exit,
+                                      apr_pool_cleanup_null);
+            retained->stop_cleanup_registered = 1;
+        }
+        if (supervisor_alive(retained->pid)) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, main_server, FPMRNO(00033)
+                         "the replica supervisor (pid %d) keeps running its replicas across "
+                         "this restart", retained->pid);
+            retained->drain_timeout_us = plan.drain_timeout_us;
+            if (retained->plan_fd >= 0) send_plan(&retained->plan_fd, plan, main_server);
+        } else if (!plan.replicas.empty()) {
+            pid_t parent = getpid();
+            apr_file_t* log = main_server->error_log;
+            int log_fd = -1;
+            if (log) apr_os_file_get(&log_fd, log);
+            if (retained->plan_fd >= 0) ::close(retained->plan_fd);
+            retained->plan_fd = -1;
+            // The pipe the parent sends each later generation's plan down.
+            int plan_pipe[2] = {-1, -1};
+            if (::pipe2(plan_pipe, O_CLOEXEC) == 0) {
+                ::fcntl(plan_pipe[1], F_SETPIPE_SZ, 1 << 20);  // a whole plan at once
+                ::fcntl(plan_pipe[1], F_SETFL, O_NONBLOCK);
+            }
+            pid_t pid = ::fork();
+            if (pid < 0) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, errno, main_server, FPMRNO(00034)
+                             "cannot fork the replica supervisor");
+                if (plan_pipe[0] >= 0) ::close(plan_pipe[0]), ::close(plan_pipe[1]);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+            if (pid == 0) {
+                // The supervisor: dies with the httpd parent, keeps only the
+                // standard descriptors and the error log (not httpd's listeners).
+                ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+                if (getppid() != parent) ::_exit(0);
+                sigset_t none;
+                sigemptyset(&none);
+                ::sigprocmask(SIG_SETMASK, &none, nullptr);
+                close_all_but({log_fd, plan_pipe[0]});
+                run_supervisor(main_server, plan, plan_pipe[0]);
+            }
+            if (plan_pipe[0] >= 0) ::close(plan_pipe[0]);
+            retained->plan_fd = plan_pipe[1];
+            retained->pid = pid;
+            retained->drain_timeout_us = plan.drain_timeout_us;
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, main_server, FPMRNO(00035)
+                         "started the replica supervisor (pid %d) for %lu replicas", pid,
+                         static_cast<unsigned long>(plan.replicas.size()));
+        }
+        if (retained->pid > 0) {
+            // Registered per generation (the registration lives in pconf), so
+            // httpd tells us when the supervisor dies.
+            auto* proc = static_cast<apr_proc_t*>(apr_pcalloc(pconf, sizeof(apr_proc_t)));
+            proc->pid = retained->pid;
+            apr_proc_other_child_register(proc, supervisor_maintenance, nullptr, nullptr, pconf);
+        }
+        return OK;
+    } catch (...) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_server, FPMRNO(00036)
+                     "internal error while starting the replica supervisor");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+}  // namespace
+
+pid_t running_supervisor_pid() {
+    auto* retained = static_cast<RetainedSupervisor*>(ap_retained_data_get(kRetainedKey));
+    return retained ? retained->pid : 0;
+}
+
+void register_supervisor_hooks(apr_pool_t*) {
+    // After the shared block is bound (glue_state.cc, MIDDLE) and the release
+    // resolvers exist (glue_pinning.cc, LAST, registered earlier).
+    ap_hook_post_config(start_supervisor, nullptr, nullptr, APR_HOOK_REALLY_LAST);
+}
+
+}  // namespace fpmr::glue
