@@ -17,10 +17,10 @@ const char* state_name(ReplicaState state) {
     return "unknown";
 }
 
-uint64_t release_hash(std::string_view release_dir) {
-    if (release_dir.empty()) return 0;
+uint64_t text_hash(std::string_view text) {
+    if (text.empty()) return 0;
     uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : release_dir) {
+    for (unsigned char c : text) {
         h ^= c;
         h *= 1099511628211ull;
     }

@@ -62,8 +62,10 @@ struct ReplicaSlot {
     char release[kReleaseLength];
 };
 
-// 64-bit FNV-1a of a release path; never 0 (0 means "no release").
-uint64_t release_hash(std::string_view release_dir);
+// 64-bit FNV-1a of a text; never 0 (0 means "none"), 0 for the empty text.
+uint64_t text_hash(std::string_view text);
+// The same of a release path: "" (no release) is 0.
+inline uint64_t release_hash(std::string_view release_dir) { return text_hash(release_dir); }
 // Sequence-locked write and read of a slot's release (one writer: the supervisor).
 void write_slot_release(ReplicaSlot& slot, std::string_view release_dir);
 std::string read_slot_release(const ReplicaSlot& slot);

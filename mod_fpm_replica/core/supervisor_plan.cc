@@ -222,13 +222,21 @@ PlanChanges compare_plans(const std::vector<ReplicaPlan>& running,
         }
         const ReplicaPlan& w = wanted[it->second];
         matched[it->second] = true;
-        bool same_place = running[i].supervised == w.supervised &&
-                          running[i].members.size() == w.members.size();
+        if (running[i].supervised != w.supervised) {
+            changes.switched.emplace_back(i, it->second);
+            continue;
+        }
+        bool same_place = running[i].members.size() == w.members.size();
         for (size_t m = 0; same_place && m < w.members.size(); ++m) {
             same_place = running[i].members[m].slot == w.members[m].slot &&
                          running[i].members[m].socket == w.members[m].socket;
         }
-        (same_place ? changes.kept : changes.moved).emplace_back(i, it->second);
+        if (same_place) {
+            changes.kept.emplace_back(i, it->second);
+        } else {
+            changes.removed.push_back(i);
+            matched[it->second] = false;  // added below
+        }
     }
     for (size_t i = 0; i < wanted.size(); ++i) {
         if (!matched[i]) changes.added.push_back(i);

@@ -74,11 +74,13 @@ struct PlanChanges {
     // other settings (command, helper, health checks, release...) may differ
     // and apply from its next start. Pairs of (running index, wanted index).
     std::vector<std::pair<size_t, size_t>> kept;
-    std::vector<size_t> added;    // wanted indices
+    // Wanted indices: new replicas, and replicas that moved to other sockets
+    // (their members have other slots; the old ones are in `removed`).
+    std::vector<size_t> added;
     std::vector<size_t> removed;  // running indices
-    // Same vhost and name, but other sockets or slots, or supervision turned
-    // on or off: left running as it is (running index, wanted index).
-    std::vector<std::pair<size_t, size_t>> moved;
+    // Same vhost and name, with supervision turned on or off: left running
+    // as it is (running index, wanted index).
+    std::vector<std::pair<size_t, size_t>> switched;
 };
 PlanChanges compare_plans(const std::vector<ReplicaPlan>& running,
                           const std::vector<ReplicaPlan>& wanted);

@@ -140,7 +140,13 @@ int post_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) 
             }
             keys_seen.insert(prefix);
             for (Member& m : set->members) {
-                std::string key = prefix + "|" + m.route;
+                // The socket is part of the key (hashed, to bound its length):
+                // a replica that moves to another socket is another member,
+                // whose old master the supervisor drains while the new one starts.
+                char socket_hash[17];
+                std::snprintf(socket_hash, sizeof socket_hash, "%016llx",
+                              static_cast<unsigned long long>(text_hash(m.socket.text())));
+                std::string key = prefix + "|" + m.route + "|" + socket_hash;
                 // A supervised replica takes no request until the supervisor
                 // has seen it answer; one started by someone else is assumed
                 // up. An alternate member serves only during a replacement.

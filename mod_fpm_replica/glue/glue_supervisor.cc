@@ -268,23 +268,22 @@ private:
         }
         PlanChanges changes = compare_plans(running, plan->replicas);
         for (auto [ri, wi] : changes.kept) apply_settings(jobs_[live[ri]], plan->replicas[wi]);
-        for (auto [ri, wi] : changes.moved) {
+        for (auto [ri, wi] : changes.switched) {
             Job& j = jobs_[live[ri]];
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s_, FPMRNO(00052)
-                         "replica '%s' of %s now has other sockets or is %s: the running one "
-                         "is left as it is until httpd is stopped and started",
-                         j.name().c_str(), j.vhost.c_str(),
+                         "replica '%s' of %s is now %s: the running one is left as it is until "
+                         "httpd is stopped and started", j.name().c_str(), j.vhost.c_str(),
                          plan->replicas[wi].supervised ? "supervised" : "no longer supervised");
         }
         for (size_t ri : changes.removed) retire(jobs_[live[ri]], now);
         for (size_t wi : changes.added) add_job(plan->replicas[wi]);
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00051)
                      "new configuration: %lu replicas kept (replaced one by one), %lu added, "
-                     "%lu removed, %lu left as they were",
+                     "%lu removed, %lu left as they were (supervision switched)",
                      static_cast<unsigned long>(changes.kept.size()),
                      static_cast<unsigned long>(changes.added.size()),
                      static_cast<unsigned long>(changes.removed.size()),
-                     static_cast<unsigned long>(changes.moved.size()));
+                     static_cast<unsigned long>(changes.switched.size()));
     }
 
     void retire(Job& j, int64_t now) {
@@ -513,8 +512,18 @@ private:
         }
     }
 
+    // A replica that moved to other sockets starts only once its old self
+    // has stopped: the two may share a status or probe socket, which php-fpm
+    // will not bind twice (and a ping there would reach the old master).
+    bool predecessor_running(const Job& j) const {
+        for (const Job& k : jobs_) {
+            if (&k != &j && k.retiring && k.vhost == j.vhost && k.name() == j.name()) return true;
+        }
+        return false;
+    }
+
     void start_if_due(Job& j, int64_t now) {
-        if (!j.supervised || j.retiring) return;
+        if (!j.supervised || j.retiring || predecessor_running(j)) return;
         MemberRun& m = j.current();
         if (m.pid || j.failed || now < j.next_start_us) return;
         if (!start_member(j, m, now)) {

@@ -1,6 +1,7 @@
 """A graceful restart applies a changed configuration to the running
 supervisor: a new FpmReplicaSpawn command reaches every replica through its
-rolling replacement, an added replica starts, a removed one drains and stops;
+rolling replacement, an added replica starts, a removed one drains and stops,
+a replica moved to another socket starts there while the old master drains;
 under load, with no failed request."""
 
 import os
@@ -108,3 +109,35 @@ def test_added_replicas_start_and_removed_ones_drain_and_stop(httpd):
     log = httpd.read_log()
     assert "FPMR00051" in log and "1 added, 1 removed" in log, log[-2000:]
     assert "FPMR00053" in log
+
+
+def test_a_replica_moved_to_another_socket_starts_there(httpd):
+    httpd.write_config(supervised_vhost(httpd, ("a", "b")))
+    httpd.start()
+    before = {r["name"]: r["pid"] for r in
+              harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")}
+    sup = supervisor_pid(httpd)
+    moved = os.path.join(httpd.root, "run", "b-moved.sock")
+
+    run = httpd.load([("/fast.php", 6), ("/slow.php?ms=2000", 3)], duration=8)
+    try:
+        time.sleep(1.5)
+        body = supervised_vhost(httpd, ("a", "b")).replace(
+            f"FpmReplica b unix:{httpd.sock('b')} ", f"FpmReplica b unix:{moved} ")
+        assert moved in body
+        httpd.write_config(body)
+        httpd.graceful()
+        after = harness.wait_for(lambda: (lambda reps: reps if reps and reps[1]["socket"] ==
+                                          f"unix:{moved}" else None)(all_ready(httpd)), 30,
+                                 what="b ready on its new socket")
+        harness.wait_for(lambda: not harness.pid_alive(before["b"]), 20,
+                         what="b's old master stopped")
+        result = run.wait()
+    finally:
+        run.kill()
+    assert not result.failures(), result.summary()
+    assert after[1]["pid"] != before["b"]
+    assert harness.unix_socket_accepts(moved)
+    harness.wait_for(lambda: fpm_masters_of(sup) == sorted(r["pid"] for r in all_ready(httpd)),
+                     10, what="only the masters in the status document left")
+    assert "1 added, 1 removed" in httpd.read_log()

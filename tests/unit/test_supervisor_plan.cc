@@ -131,20 +131,23 @@ TEST_CASE("a new plan keeps, adds, removes and leaves moved replicas alone", "[p
     std::vector<ReplicaPlan> wanted = {replica("app:80", "a", 0), replica("app:80", "c", 4),
                                        replica("app:80", "d", 6)};
     wanted[0].request.command = {"/usr/sbin/php-fpm8.3", "-F"};  // a setting: still kept
-    wanted[1].members[0].socket.path = "/run/elsewhere.sock";  // c moved
+    // c moved to another socket (and so to other slots): the old c goes,
+    // a new c comes.
+    wanted[1].members[0].socket.path = "/run/elsewhere.sock";
+    wanted[1].members[0].slot = 8;
     PlanChanges changes = compare_plans(running, wanted);
     CHECK(changes.kept == std::vector<std::pair<size_t, size_t>>{{0, 0}});
-    CHECK(changes.moved == std::vector<std::pair<size_t, size_t>>{{2, 1}});
-    CHECK(changes.removed == std::vector<size_t>{1});
-    CHECK(changes.added == std::vector<size_t>{2});
+    CHECK(changes.removed == std::vector<size_t>{1, 2});
+    CHECK(changes.added == std::vector<size_t>{1, 2});
+    CHECK(changes.switched.empty());
 
     // The same name in another vhost is another replica; turning supervision
-    // off is a move, not a settings change.
+    // off is neither a settings change nor a move.
     std::vector<ReplicaPlan> other = {replica("other:80", "a", 8), replica("app:80", "b", 2)};
     other[1].supervised = false;
     changes = compare_plans(running, other);
     CHECK(changes.kept.empty());
-    CHECK(changes.moved == std::vector<std::pair<size_t, size_t>>{{1, 1}});
+    CHECK(changes.switched == std::vector<std::pair<size_t, size_t>>{{1, 1}});
     CHECK(changes.removed == std::vector<size_t>{0, 2});
     CHECK(changes.added == std::vector<size_t>{0});
 }
