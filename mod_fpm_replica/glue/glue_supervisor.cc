@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -168,6 +169,22 @@ pid_t start_replica(const SpawnPlan& plan) {
     envp.push_back(nullptr);
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
+}
+
+// php-fpm does not create the directory of its listen socket; /run is a
+// fresh tmpfs at every boot. Creates what is missing of it (root, 0755),
+// as systemd's RuntimeDirectory= would.
+void ensure_socket_directory(const SocketSpec& socket, server_rec* s) {
+    if (socket.kind != SocketSpec::Kind::Unix) return;
+    std::string dir = socket.path.substr(0, socket.path.rfind('/'));
+    for (size_t at = 1; at <= dir.size(); ++at) {
+        if (at != dir.size() && dir[at] != '/') continue;
+        std::string part = dir.substr(0, at);
+        if (::mkdir(part.c_str(), 0755) == 0) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, FPMRNO(00056)
+                         "created the socket directory %s", part.c_str());
+        }
+    }
 }
 
 void sleep_us(int64_t us) {
@@ -336,6 +353,9 @@ private:
         if (j.namespace_mode() && j.request.release_dir.empty()) return 0;  // dangling: wait
         m.release = j.request.release_dir;
         write_slot_release(slot(m), m.release);
+        ensure_socket_directory(m.socket, s_);
+        if (m.status) ensure_socket_directory(*m.status, s_);
+        if (j.request.replica.probe) ensure_socket_directory(*j.request.replica.probe, s_);
         SpawnRequest req = j.request;
         req.replica.socket = m.socket;
         req.replica.status = m.status;

@@ -198,3 +198,18 @@ def test_realpath_mode_supervised_flip_and_graceful_under_load(httpd):
             not re.search(r"release=(\w+) inc=\1 ", r["body"])]
     print(f"{result.summary()}: failed {len(failed)}, stale {len(stale)}, torn {len(torn)}")
     assert (len(failed), len(stale), len(torn)) == (0, 0, 0), (failed[:3], stale[:3], torn[:3])
+
+
+def test_missing_socket_directories_are_created(httpd):
+    """php-fpm does not create its listen socket's directory; /run starts
+    empty at boot. The supervisor creates what is missing."""
+    nested = os.path.join(httpd.root, "d", "e")  # socket paths: 91 characters at most
+    body = spawn_vhost(httpd)
+    for name in ("a", "b"):
+        body = body.replace(f"unix:{httpd.sock(name)}", f"unix:{nested}/{name}.sock")
+    httpd.write_config(body)
+    httpd.start()
+    harness.wait_for(lambda: all_ready(httpd), 15, what="both replicas ready")
+    assert os.path.isdir(nested) and oct(os.stat(nested).st_mode & 0o777) == "0o755"
+    assert httpd.get("/fast.php").status == 200
+    assert "FPMR00056" in httpd.read_log()
