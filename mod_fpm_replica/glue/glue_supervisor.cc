@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -47,6 +48,8 @@ struct MemberRun {
     int64_t started_us = 0;
     std::string release;     // what its master serves (namespace mode)
     bool stopping = false;   // we asked it to stop: its exit is no crash
+    bool adopted = false;    // started by a supervisor before us: not our child,
+                             // so its exit is seen by polling, not by waitpid
     int64_t kill_at_us = 0;  // SIGKILL if still running then
     // FpmReplicaHealthCheck bookkeeping.
     int failed_checks = 0;
@@ -187,6 +190,23 @@ void ensure_socket_directory(const SocketSpec& socket, server_rec* s) {
     }
 }
 
+// For a process that is not our child: gone, or a zombie nobody reaped yet
+// (its parent is init, or whatever init a container has).
+bool process_gone(pid_t pid) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+    char path[32];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true;
+    char buffer[512];
+    ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
+    ::close(fd);
+    if (n <= 0) return true;
+    buffer[n] = '\0';
+    const char* paren = std::strrchr(buffer, ')');  // the name may hold anything
+    return !paren || paren[1] != ' ' || paren[2] == 'Z' || paren[2] == 'X';
+}
+
 void sleep_us(int64_t us) {
     timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>((us % 1000000) * 1000)};
     ::nanosleep(&ts, nullptr);
@@ -213,6 +233,12 @@ public:
           plan_fd_(plan_fd) {
         generation_seen_ = shared_.block()->header.config_generation.load();
         for (const ReplicaPlan& r : plan.replicas) add_job(r);
+        int adopted = 0;
+        for (Job& j : jobs_) adopted += adopt_running_masters(j, now_us());
+        if (adopted) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00057)
+                         "the replica supervisor took over %d running php-fpm masters", adopted);
+        }
     }
 
     [[noreturn]] void run() {
@@ -234,6 +260,40 @@ public:
 
 private:
     ReplicaSlot& slot(MemberRun& m) { return shared_.slot(m.slot); }
+
+    // After a supervisor died, its successor finds the masters it left in
+    // the shared slots: the serving one (ready, else the primary) stays and
+    // is watched; any other (a replacement or a draining master) is stopped.
+    int adopt_running_masters(Job& j, int64_t now) {
+        if (!j.supervised) return 0;
+        int keep = -1;
+        std::vector<pid_t> alive(j.members.size(), 0);
+        for (size_t i = 0; i < j.members.size(); ++i) {
+            pid_t pid = slot(j.members[i]).pid.load();
+            if (pid <= 0 || process_gone(pid)) continue;
+            alive[i] = pid;
+            if (keep < 0 || (state(j.members[i]) == ReplicaState::Ready &&
+                             state(j.members[keep]) != ReplicaState::Ready)) {
+                keep = static_cast<int>(i);
+            }
+        }
+        int adopted = 0;
+        for (size_t i = 0; i < j.members.size(); ++i) {
+            if (!alive[i]) continue;
+            MemberRun& m = j.members[i];
+            m.pid = alive[i];
+            m.adopted = true;
+            m.started_us = now;
+            m.release = read_slot_release(slot(m));
+            ++adopted;
+            if (static_cast<int>(i) != keep) stop_member(m, now);
+        }
+        if (keep >= 0) {
+            j.active = keep;
+            j.ever_started = true;
+        }
+        return adopted;
+    }
 
     void add_job(const ReplicaPlan& plan) {
         jobs_.push_back(make_job(plan));
@@ -362,6 +422,7 @@ private:
         pid_t pid = start_replica(plan_spawn(req));
         if (pid <= 0) return 0;
         m.pid = pid;
+        m.adopted = false;
         m.started_us = now;
         m.stopping = false;
         m.failed_checks = m.passed_checks = 0;
@@ -381,22 +442,37 @@ private:
         for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
             for (Job& j : jobs_) {
                 for (size_t mi = 0; mi < j.members.size(); ++mi) {
-                    MemberRun& m = j.members[mi];
-                    if (m.pid != pid) continue;
-                    ::kill(-pid, SIGKILL);  // workers of a master that is gone
-                    m.pid = 0;
-                    slot(m).pid.store(0);
-                    if (m.stopping) {
-                        set_state(m, ReplicaState::Stopped);
-                        if (j.phase == Job::Phase::DrainingOld && static_cast<int>(mi) == j.active) {
-                            finish_replacement(j);
-                        }
-                        continue;
-                    }
-                    on_crash(j, static_cast<int>(mi), pid, status, now);
+                    if (j.members[mi].pid == pid) on_member_exit(j, mi, status, now);
                 }
             }
         }
+        // Adopted masters are not our children: gone is gone (exit status
+        // unknown; reported as 0).
+        for (Job& j : jobs_) {
+            for (size_t mi = 0; mi < j.members.size(); ++mi) {
+                MemberRun& m = j.members[mi];
+                if (m.adopted && m.pid && process_gone(m.pid)) {
+                    on_member_exit(j, mi, 0, now);
+                }
+            }
+        }
+    }
+
+    void on_member_exit(Job& j, size_t mi, int status, int64_t now) {
+        MemberRun& m = j.members[mi];
+        pid_t pid = m.pid;
+        ::kill(-pid, SIGKILL);  // workers of a master that is gone
+        m.pid = 0;
+        m.adopted = false;
+        slot(m).pid.store(0);
+        if (m.stopping) {
+            set_state(m, ReplicaState::Stopped);
+            if (j.phase == Job::Phase::DrainingOld && static_cast<int>(mi) == j.active) {
+                finish_replacement(j);
+            }
+            return;
+        }
+        on_crash(j, static_cast<int>(mi), pid, status, now);
     }
 
     void on_crash(Job& j, int member, pid_t pid, int status, int64_t now) {

@@ -30,7 +30,18 @@ struct RetainedSupervisor {
     int stop_cleanup_registered;
     int64_t drain_timeout_us;  // of the running supervisor
     int plan_fd;               // write end of the pipe to it; -1 when none
+    int64_t started_us;        // when it was forked
+    int quick_deaths;          // supervisors in a row that died within kQuickDeathUs
 };
+
+// Supervisors that die this soon after their start, kMaxQuickDeaths times
+// in a row, are not started again before the next restart of httpd (no
+// fork loop on a supervisor that cannot run).
+constexpr int64_t kQuickDeathUs = 60 * 1000000LL;
+constexpr int kMaxQuickDeaths = 3;
+
+// This generation's configuration pool: other-child registrations live there.
+apr_pool_t* g_generation_pool = nullptr;
 
 // Closes every descriptor from 3 up but those in `keep`.
 void close_all_but(std::vector<int> keep) {
@@ -141,20 +152,95 @@ apr_status_t stop_supervisor_at_exit(void*) {
     return APR_SUCCESS;
 }
 
-void supervisor_maintenance(int reason, void*, int) {
+void supervisor_maintenance(int reason, void*, int);
+
+// httpd tells us (other child) when the supervisor dies.
+void watch_supervisor(pid_t pid) {
+    auto* proc = static_cast<apr_proc_t*>(apr_pcalloc(g_generation_pool, sizeof(apr_proc_t)));
+    proc->pid = pid;
+    apr_proc_other_child_register(proc, supervisor_maintenance, proc, nullptr, g_generation_pool);
+}
+
+// Forks the supervisor for `plan`, with a fresh pipe for later plans; a
+// supervisor forked again after a crash takes over the masters that run.
+pid_t fork_supervisor(server_rec* main_server, const SupervisorPlan& plan,
+                      RetainedSupervisor* retained) {
+    pid_t parent = getpid();
+    apr_file_t* log = main_server->error_log;
+    int log_fd = -1;
+    if (log) apr_os_file_get(&log_fd, log);
+    if (retained->plan_fd >= 0) ::close(retained->plan_fd);
+    retained->plan_fd = -1;
+    // The pipe the parent sends each later generation's plan down.
+    int plan_pipe[2] = {-1, -1};
+    if (::pipe2(plan_pipe, O_CLOEXEC) == 0) {
+        ::fcntl(plan_pipe[1], F_SETPIPE_SZ, 1 << 20);  // a whole plan at once
+        ::fcntl(plan_pipe[1], F_SETFL, O_NONBLOCK);
+    }
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, errno, main_server, FPMRNO(00034)
+                     "cannot fork the replica supervisor");
+        if (plan_pipe[0] >= 0) ::close(plan_pipe[0]), ::close(plan_pipe[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        // The supervisor: dies with the httpd parent, keeps only the
+        // standard descriptors and the error log (not httpd's listeners).
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) ::_exit(0);
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        close_all_but({log_fd, plan_pipe[0]});
+        run_supervisor(main_server, plan, plan_pipe[0]);
+    }
+    if (plan_pipe[0] >= 0) ::close(plan_pipe[0]);
+    retained->plan_fd = plan_pipe[1];
+    retained->pid = pid;
+    retained->started_us = now_us();
+    retained->drain_timeout_us = plan.drain_timeout_us;
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, main_server, FPMRNO(00035)
+                 "started the replica supervisor (pid %d) for %lu replicas", pid,
+                 static_cast<unsigned long>(plan.replicas.size()));
+    return pid;
+}
+
+// The supervisor died (httpd's parent reaped it): a new one takes over the
+// masters that still run, unless the last one died right after its start.
+void supervisor_maintenance(int reason, void* data, int) {
     auto* retained = static_cast<RetainedSupervisor*>(ap_retained_data_get(kRetainedKey));
-    if (!retained) return;
-    if (reason == APR_OC_REASON_DEATH || reason == APR_OC_REASON_LOST) {
+    auto* proc = static_cast<apr_proc_t*>(data);
+    if (!retained || !proc || proc->pid != retained->pid) return;
+    if (reason != APR_OC_REASON_DEATH && reason != APR_OC_REASON_LOST) return;
+    apr_proc_other_child_unregister(data);
+    pid_t dead = retained->pid;
+    retained->pid = 0;
+    retained->quick_deaths =
+        now_us() - retained->started_us < kQuickDeathUs ? retained->quick_deaths + 1 : 0;
+    if (retained->quick_deaths > kMaxQuickDeaths) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf, FPMRNO(00032)
-                     "the replica supervisor (pid %d) exited; it is started again at the next "
-                     "restart of httpd", retained->pid);
-        retained->pid = 0;
+                     "the replica supervisor (pid %d) exited, the %dth within %ds of its "
+                     "start; it is started again at the next restart of httpd", dead,
+                     retained->quick_deaths, static_cast<int>(kQuickDeathUs / 1000000));
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf, FPMRNO(00032)
+                 "the replica supervisor (pid %d) exited; starting a new one, which takes "
+                 "over the running replicas", dead);
+    try {
+        pid_t pid = fork_supervisor(ap_server_conf, collect_plan(ap_server_conf), retained);
+        if (pid > 0) watch_supervisor(pid);
+    } catch (...) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, ap_server_conf, FPMRNO(00036)
+                     "internal error while starting the replica supervisor");
     }
 }
 
 int start_supervisor(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* main_server) {
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) return OK;
     try {
+        g_generation_pool = pconf;
         SupervisorPlan plan = collect_plan(main_server);
         auto* retained = static_cast<RetainedSupervisor*>(ap_retained_data_get(kRetainedKey));
         if (!retained) {
@@ -174,51 +260,11 @@ int start_supervisor(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* ma
             retained->drain_timeout_us = plan.drain_timeout_us;
             if (retained->plan_fd >= 0) send_plan(&retained->plan_fd, plan, main_server);
         } else if (!plan.replicas.empty()) {
-            pid_t parent = getpid();
-            apr_file_t* log = main_server->error_log;
-            int log_fd = -1;
-            if (log) apr_os_file_get(&log_fd, log);
-            if (retained->plan_fd >= 0) ::close(retained->plan_fd);
-            retained->plan_fd = -1;
-            // The pipe the parent sends each later generation's plan down.
-            int plan_pipe[2] = {-1, -1};
-            if (::pipe2(plan_pipe, O_CLOEXEC) == 0) {
-                ::fcntl(plan_pipe[1], F_SETPIPE_SZ, 1 << 20);  // a whole plan at once
-                ::fcntl(plan_pipe[1], F_SETFL, O_NONBLOCK);
-            }
-            pid_t pid = ::fork();
-            if (pid < 0) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, errno, main_server, FPMRNO(00034)
-                             "cannot fork the replica supervisor");
-                if (plan_pipe[0] >= 0) ::close(plan_pipe[0]), ::close(plan_pipe[1]);
-                return HTTP_INTERNAL_SERVER_ERROR;
-            }
-            if (pid == 0) {
-                // The supervisor: dies with the httpd parent, keeps only the
-                // standard descriptors and the error log (not httpd's listeners).
-                ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-                if (getppid() != parent) ::_exit(0);
-                sigset_t none;
-                sigemptyset(&none);
-                ::sigprocmask(SIG_SETMASK, &none, nullptr);
-                close_all_but({log_fd, plan_pipe[0]});
-                run_supervisor(main_server, plan, plan_pipe[0]);
-            }
-            if (plan_pipe[0] >= 0) ::close(plan_pipe[0]);
-            retained->plan_fd = plan_pipe[1];
-            retained->pid = pid;
-            retained->drain_timeout_us = plan.drain_timeout_us;
-            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, main_server, FPMRNO(00035)
-                         "started the replica supervisor (pid %d) for %lu replicas", pid,
-                         static_cast<unsigned long>(plan.replicas.size()));
+            retained->quick_deaths = 0;
+            if (fork_supervisor(main_server, plan, retained) < 0) return HTTP_INTERNAL_SERVER_ERROR;
         }
-        if (retained->pid > 0) {
-            // Registered per generation (the registration lives in pconf), so
-            // httpd tells us when the supervisor dies.
-            auto* proc = static_cast<apr_proc_t*>(apr_pcalloc(pconf, sizeof(apr_proc_t)));
-            proc->pid = retained->pid;
-            apr_proc_other_child_register(proc, supervisor_maintenance, nullptr, nullptr, pconf);
-        }
+        // Registered per generation (the registration lives in pconf).
+        if (retained->pid > 0) watch_supervisor(retained->pid);
         return OK;
     } catch (...) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_server, FPMRNO(00036)
