@@ -13,6 +13,10 @@
 // SupervisorPlan, through a pipe): replicas that stay take their new settings
 // (FpmReplicaSpawn, helper, health checks...) from their replacement on,
 // new replicas start, removed ones drain and stop.
+//
+// A supervisor forked after its predecessor died takes over the masters
+// recorded in the shared slots; not being their parent, it polls for their
+// exit.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
