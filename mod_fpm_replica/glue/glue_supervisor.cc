@@ -30,11 +30,13 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "glue.h"
 #include "supervision.h"
+#include "fcgi_ping_client.h"
 #include "supervisor_plan.h"
 
 namespace fpmr::glue {
@@ -54,6 +56,11 @@ struct MemberRun {
     bool stopping = false;   // we asked it to stop: its exit is no crash
     bool adopted = false;    // started by a supervisor before us: not our child,
                              // so its exit is seen by polling, not by waitpid
+    // The FastCGI ping in flight to it (readiness while starting, else a
+    // health check): advanced each turn of the loop, never waited for.
+    std::unique_ptr<FcgiPingClient> ping;
+    bool ping_for_health = false;
+    int64_t ping_started_us = 0;
     int64_t kill_at_us = 0;  // SIGKILL if still running then
     // FpmReplicaHealthCheck bookkeeping.
     int failed_checks = 0;
@@ -113,7 +120,7 @@ Job make_job(const ReplicaPlan& plan) {
         run.slot = mp.slot;
         run.socket = mp.socket;
         run.status = mp.status;
-        j.members.push_back(run);
+        j.members.push_back(std::move(run));
     }
     return j;
 }
@@ -216,6 +223,9 @@ void sleep_us(int64_t us) {
     ::nanosleep(&ts, nullptr);
 }
 
+// How long a readiness ping may take (a master that is up answers in
+// microseconds; a failed one is tried again the next turn).
+constexpr int64_t kReadyPingUs = 500000;
 // How long a replacement master may take to answer before the replacement
 // is abandoned (the current master keeps serving).
 constexpr int64_t kStartTimeoutUs = 30 * 1000000LL;
@@ -256,7 +266,7 @@ public:
             advance_replacement(now);
             advance_retirements(now);
             for (Job& j : jobs_) check_health(j, now_us());
-            sleep_us(kTickUs);
+            wait_for_pings(kTickUs);
         }
         stop_all();
         ::_exit(0);
@@ -297,6 +307,30 @@ private:
             j.ever_started = true;
         }
         return adopted;
+    }
+
+    // Sleeps one tick, or less if a ping in flight can make progress.
+    void wait_for_pings(int64_t tick_us) {
+        std::vector<pollfd> fds;
+        for (Job& j : jobs_) {
+            for (MemberRun& m : j.members) {
+                if (m.ping && m.ping->fd() >= 0) fds.push_back({m.ping->fd(), m.ping->events(), 0});
+            }
+        }
+        if (fds.empty()) {
+            sleep_us(tick_us);
+            return;
+        }
+        ::poll(fds.data(), fds.size(), static_cast<int>(tick_us / 1000));
+    }
+
+    // Starts a ping to a member's status socket (its main one without).
+    void start_ping(MemberRun& m, bool for_health, const std::string& path, int64_t timeout_us,
+                    int64_t now) {
+        m.ping = std::make_unique<FcgiPingClient>(m.status ? *m.status : m.socket, path,
+                                                  now + timeout_us);
+        m.ping_for_health = for_health;
+        m.ping_started_us = now;
     }
 
     void add_job(const ReplicaPlan& plan) {
@@ -468,6 +502,7 @@ private:
         ::kill(-pid, SIGKILL);  // workers of a master that is gone
         m.pid = 0;
         m.adopted = false;
+        m.ping.reset();
         slot(m).pid.store(0);
         if (m.stopping) {
             set_state(m, ReplicaState::Stopped);
@@ -564,21 +599,33 @@ private:
     // of rotation (failed); `passes` answered ones bring it back. A supervised
     // master that fails its checks (hung, say) is killed and restarted.
     void check_health(Job& j, int64_t now) {
-        if (!j.health || j.retiring) return;
+        if (!j.health || j.retiring) {
+            for (MemberRun& m : j.members) {
+                if (m.ping && m.ping_for_health) m.ping.reset();
+            }
+            return;
+        }
         const HealthCheckSpec& h = *j.health;
         const uint32_t ready = static_cast<uint32_t>(ReplicaState::Ready);
         const uint32_t failed = static_cast<uint32_t>(ReplicaState::Failed);
         for (MemberRun& m : j.members) {
-            if (j.supervised && (!m.pid || m.stopping)) continue;
             uint32_t st = slot(m).state.load();
-            if (st != ready && !(m.health_failed && st == failed)) continue;
-            if (now < m.next_check_us) continue;
-            int64_t began = now_us();
-            bool ok = answers_ping(m.status ? *m.status : m.socket,
-                                   static_cast<int>(h.timeout_us / 1000), h.path);
+            if ((j.supervised && (!m.pid || m.stopping)) ||
+                (st != ready && !(m.health_failed && st == failed))) {
+                if (m.ping && m.ping_for_health) m.ping.reset();
+                continue;
+            }
+            if (!m.ping) {
+                if (now < m.next_check_us) continue;
+                start_ping(m, true, h.path, h.timeout_us, now);
+            }
+            FcgiPingClient::Result result = m.ping->advance(now_us());
+            if (result == FcgiPingClient::Result::Pending) continue;
             int64_t ended = now_us();
-            slot(m).check_latency_us.store(ended - began);
+            slot(m).check_latency_us.store(ended - m.ping_started_us);
             m.next_check_us = ended + h.interval_us;
+            m.ping.reset();
+            bool ok = result == FcgiPingClient::Result::Answered;
             if (ok) {
                 m.failed_checks = 0;
                 ++m.passed_checks;
@@ -636,8 +683,15 @@ private:
 
     void check_ready(Job& j, int64_t now) {
         for (MemberRun& m : j.members) {
-            if (!m.pid || m.stopping || state(m) != ReplicaState::Starting) continue;
-            if (!answers_ping(m.status ? *m.status : m.socket, 500)) continue;
+            if (!m.pid || m.stopping || state(m) != ReplicaState::Starting) {
+                if (m.ping && !m.ping_for_health) m.ping.reset();
+                continue;
+            }
+            if (!m.ping || m.ping_for_health) start_ping(m, false, "/ping", kReadyPingUs, now);
+            FcgiPingClient::Result result = m.ping->advance(now_us());
+            if (result == FcgiPingClient::Result::Pending) continue;
+            m.ping.reset();
+            if (result != FcgiPingClient::Result::Answered) continue;
             if (&m != &j.current() && j.phase == Job::Phase::Preparing) {
                 // Ready on the prepared release; no request is pinned to it
                 // until the symlink names it.
@@ -837,6 +891,7 @@ private:
 
     // php-fpm's graceful stop; SIGKILL after kStopGraceUs (advance_replacement).
     void stop_member(MemberRun& m, int64_t now) {
+        m.ping.reset();
         if (!m.pid) return;
         m.stopping = true;
         m.kill_at_us = now + kStopGraceUs;

@@ -9,6 +9,7 @@ import time
 import harness
 from test_200_steering import replica_of
 from test_800_supervision import all_ready, spawn_vhost
+from test_810_reconfigure import supervised_vhost
 from vhosts import replica_lines, steering_vhost
 
 CHECK = "FpmReplicaHealthCheck interval=200ms timeout=200ms fails=2 passes=1"
@@ -54,6 +55,49 @@ def test_a_hung_supervised_replica_is_restarted(httpd):
         all_ready(httpd)), 15, what="b restarted with a new pid")
     assert reps[1]["restarts"] >= 1
     assert all(httpd.get("/fast.php").status == 200 for _ in range(4))
+
+
+def check_seconds(httpd, replica):
+    """The duration of the replica's last health check (Prometheus)."""
+    metrics = httpd.get("/fpm-replica-status?format=prometheus").text
+    for line in metrics.splitlines():
+        if line.startswith("fpm_replica_health_check_seconds{") and f'replica="{replica}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return float("inf")
+
+
+def test_hung_replicas_hold_up_nothing_else(httpd):
+    """Checks are in flight side by side, never waited for: while the checks
+    of two hung replicas (a and c) each hang for their 3 s timeout, b's
+    master is killed, restarted and ready again as fast as without any
+    check, and b's own checks keep their millisecond latency. (Checks run
+    one after the other would keep the supervisor busy with a and c.)"""
+    slow_check = "FpmReplicaHealthCheck interval=3s timeout=3s fails=2 passes=1"
+    httpd.write_config(supervised_vhost(httpd, ("a", "b", "c")) + "\n" + slow_check)
+    httpd.start()
+    before = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")
+    httpd.expect_log(r"FPMR00044", r"FPMR00028", *harness.REPLICA_KILLED_LOG)
+    hung = [before[0]["pid"], before[2]["pid"]]
+    victim = before[1]["pid"]
+    for pid in hung:
+        os.killpg(pid, signal.SIGSTOP)
+    try:
+        time.sleep(3.5)  # every check of a and c now hangs
+        os.killpg(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        harness.wait_for(lambda: (lambda r: r["state"] == "ready" and r["pid"] not in (0, victim))(
+            httpd.replica("b")), 15, interval=0.02, what="b restarted")
+        took = time.monotonic() - killed_at
+        # 0.5 s of crash backoff plus php-fpm's start.
+        assert took < 2.0, took
+        harness.wait_for(lambda: check_seconds(httpd, "b") < 0.05, 8,
+                         what="b's checks answered in milliseconds")
+    finally:
+        for pid in hung:
+            try:
+                os.killpg(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass  # restarted meanwhile: its checks failed
 
 
 def test_bad_health_check_options_are_refused(httpd):

@@ -1,0 +1,47 @@
+// One FastCGI ping in flight over a socket, advanced without blocking: the
+// supervisor keeps one per replica member (readiness, health checks) and
+// waits for all of them at once, so a hung replica holds nobody up. Plain
+// POSIX sockets, no httpd types.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "config_parse.h"
+
+namespace fpmr {
+
+class FcgiPingClient {
+public:
+    enum class Result { Pending, Answered, Failed };
+
+    // Starts connecting to `socket` and sending a GET of `path`; it must be
+    // answered by `deadline_us` (on the caller's clock).
+    FcgiPingClient(const SocketSpec& socket, const std::string& path, int64_t deadline_us);
+    ~FcgiPingClient();
+    FcgiPingClient(const FcgiPingClient&) = delete;
+    FcgiPingClient& operator=(const FcgiPingClient&) = delete;
+
+    // Does whatever the socket allows now, waiting at most `wait_ms` for it
+    // (0: not at all). Answered: a complete FastCGI answer arrived; Failed:
+    // refused, closed, malformed, or the deadline passed.
+    Result advance(int64_t now_us, int wait_ms = 0);
+
+    // For poll(2) across several pings: the descriptor (-1 once finished)
+    // and the events it waits for.
+    int fd() const { return fd_; }
+    short events() const;
+
+private:
+    Result finish(Result r);
+
+    int fd_ = -1;
+    bool connecting_ = false;
+    std::string request_;
+    size_t sent_ = 0;
+    std::string received_;
+    int64_t deadline_us_;
+    Result result_ = Result::Pending;
+};
+
+}  // namespace fpmr

@@ -1,0 +1,123 @@
+// The non-blocking FastCGI ping against small servers on unix sockets in
+// this process: one that answers, one that never does, none at all.
+#include <catch2/catch.hpp>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "fcgi_ping_client.h"
+
+using namespace fpmr;
+
+namespace {
+
+int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string record(unsigned char type, const std::string& content) {
+    std::string r = {1, static_cast<char>(type), 0, 1, static_cast<char>(content.size() >> 8),
+                     static_cast<char>(content.size() & 0xff), 0, 0};
+    return r + content;
+}
+
+// A listening unix socket under /tmp, removed with it.
+struct Listener {
+    std::string path;
+    int fd = -1;
+    explicit Listener(const char* name) {
+        path = "/tmp/fpmr-unit-" + std::to_string(::getpid()) + "-" + name + ".sock";
+        ::unlink(path.c_str());
+        fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(::listen(fd, 4) == 0);
+    }
+    ~Listener() {
+        ::close(fd);
+        ::unlink(path.c_str());
+    }
+    SocketSpec spec() const {
+        std::string error;
+        return *parse_socket("unix:" + path, &error);
+    }
+};
+
+FcgiPingClient::Result run(FcgiPingClient& ping, int64_t limit_us) {
+    int64_t end = now_us() + limit_us;
+    FcgiPingClient::Result r;
+    while ((r = ping.advance(now_us(), 20)) == FcgiPingClient::Result::Pending && now_us() < end) {
+    }
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("a ping is answered by a server that sends a whole FastCGI reply", "[fcgi]") {
+    Listener server("answers");
+    std::thread answer([&] {
+        int c = ::accept(server.fd, nullptr, nullptr);
+        char buffer[4096];
+        ssize_t n = ::read(c, buffer, sizeof buffer);  // the whole small request
+        CHECK(n > 0);
+        std::string reply = record(6, "Content-type: text/plain\r\n\r\npong") +
+                            record(3, std::string(8, '\0'));
+        // In two pieces: the client must wait for the end record.
+        CHECK(::write(c, reply.data(), 10) == 10);
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        CHECK(::write(c, reply.data() + 10, reply.size() - 10) ==
+              static_cast<ssize_t>(reply.size() - 10));
+        ::close(c);
+    });
+    FcgiPingClient ping(server.spec(), "/ping", now_us() + 2000000);
+    CHECK(ping.fd() >= 0);
+    CHECK(run(ping, 3000000) == FcgiPingClient::Result::Answered);
+    CHECK(ping.fd() == -1);
+    answer.join();
+}
+
+TEST_CASE("a ping fails at its deadline when the server never answers", "[fcgi]") {
+    Listener server("hangs");  // listens, never accepts: the connection sits in the backlog
+    int64_t started = now_us();
+    FcgiPingClient ping(server.spec(), "/ping", started + 200000);
+    // Not blocking: an advance without waiting returns at once.
+    CHECK(ping.advance(now_us()) == FcgiPingClient::Result::Pending);
+    CHECK(now_us() - started < 100000);
+    CHECK(run(ping, 2000000) == FcgiPingClient::Result::Failed);
+    int64_t took = now_us() - started;
+    CHECK(took >= 200000);
+    CHECK(took < 1000000);
+}
+
+TEST_CASE("a ping to a socket nobody listens on fails at once", "[fcgi]") {
+    std::string error;
+    FcgiPingClient ping(*parse_socket("unix:/tmp/fpmr-unit-nobody-here.sock", &error), "/ping",
+                        now_us() + 1000000);
+    CHECK(ping.advance(now_us()) == FcgiPingClient::Result::Failed);
+    CHECK(ping.fd() == -1);
+}
+
+TEST_CASE("a malformed reply fails the ping", "[fcgi]") {
+    Listener server("garbage");
+    std::thread answer([&] {
+        int c = ::accept(server.fd, nullptr, nullptr);
+        char buffer[4096];
+        CHECK(::read(c, buffer, sizeof buffer) > 0);
+        const char http[] = "HTTP/1.1 200 OK\r\n\r\n";
+        CHECK(::write(c, http, sizeof http - 1) == static_cast<ssize_t>(sizeof http - 1));
+        ::close(c);
+    });
+    FcgiPingClient ping(server.spec(), "/ping", now_us() + 2000000);
+    CHECK(run(ping, 3000000) == FcgiPingClient::Result::Failed);
+    answer.join();
+}
