@@ -2,6 +2,7 @@
 // this process: one that answers, one that never does, none at all.
 #include <catch2/catch.hpp>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -53,6 +54,14 @@ struct Listener {
     }
 };
 
+// accept(2), but giving up after 3 s (a client that never connected must
+// not hang the test).
+int accept_soon(int listener) {
+    pollfd p{listener, POLLIN, 0};
+    if (::poll(&p, 1, 3000) != 1) return -1;
+    return ::accept(listener, nullptr, nullptr);
+}
+
 FcgiPingClient::Result run(FcgiPingClient& ping, int64_t limit_us) {
     int64_t end = now_us() + limit_us;
     FcgiPingClient::Result r;
@@ -65,25 +74,32 @@ FcgiPingClient::Result run(FcgiPingClient& ping, int64_t limit_us) {
 
 TEST_CASE("a ping is answered by a server that sends a whole FastCGI reply", "[fcgi]") {
     Listener server("answers");
+    // Catch2's assertions are not thread-safe: the server thread only
+    // records what happened, checked after the join.
+    bool read_request = false, wrote_reply = true;
     std::thread answer([&] {
-        int c = ::accept(server.fd, nullptr, nullptr);
+        int c = accept_soon(server.fd);
+        if (c < 0) return;
         char buffer[4096];
-        ssize_t n = ::read(c, buffer, sizeof buffer);  // the whole small request
-        CHECK(n > 0);
+        read_request = ::read(c, buffer, sizeof buffer) > 0;  // the whole small request
         std::string reply = record(6, "Content-type: text/plain\r\n\r\npong") +
                             record(3, std::string(8, '\0'));
         // In two pieces: the client must wait for the end record.
-        CHECK(::write(c, reply.data(), 10) == 10);
+        wrote_reply = ::write(c, reply.data(), 10) == 10;
         std::this_thread::sleep_for(std::chrono::milliseconds(30));
-        CHECK(::write(c, reply.data() + 10, reply.size() - 10) ==
-              static_cast<ssize_t>(reply.size() - 10));
+        wrote_reply = wrote_reply && ::write(c, reply.data() + 10, reply.size() - 10) ==
+                                         static_cast<ssize_t>(reply.size() - 10);
         ::close(c);
     });
     FcgiPingClient ping(server.spec(), "/ping", now_us() + 2000000);
-    CHECK(ping.fd() >= 0);
-    CHECK(run(ping, 3000000) == FcgiPingClient::Result::Answered);
-    CHECK(ping.fd() == -1);
+    bool connected = ping.fd() >= 0;
+    FcgiPingClient::Result result = run(ping, 3000000);
     answer.join();
+    CHECK(connected);
+    CHECK(result == FcgiPingClient::Result::Answered);
+    CHECK(ping.fd() == -1);
+    CHECK(read_request);
+    CHECK(wrote_reply);
 }
 
 TEST_CASE("a ping fails at its deadline when the server never answers", "[fcgi]") {
@@ -109,15 +125,19 @@ TEST_CASE("a ping to a socket nobody listens on fails at once", "[fcgi]") {
 
 TEST_CASE("a malformed reply fails the ping", "[fcgi]") {
     Listener server("garbage");
+    bool served = false;
     std::thread answer([&] {
-        int c = ::accept(server.fd, nullptr, nullptr);
+        int c = accept_soon(server.fd);
+        if (c < 0) return;
         char buffer[4096];
-        CHECK(::read(c, buffer, sizeof buffer) > 0);
         const char http[] = "HTTP/1.1 200 OK\r\n\r\n";
-        CHECK(::write(c, http, sizeof http - 1) == static_cast<ssize_t>(sizeof http - 1));
+        served = ::read(c, buffer, sizeof buffer) > 0 &&
+                 ::write(c, http, sizeof http - 1) == static_cast<ssize_t>(sizeof http - 1);
         ::close(c);
     });
     FcgiPingClient ping(server.spec(), "/ping", now_us() + 2000000);
-    CHECK(run(ping, 3000000) == FcgiPingClient::Result::Failed);
+    FcgiPingClient::Result result = run(ping, 3000000);
     answer.join();
+    CHECK(result == FcgiPingClient::Result::Failed);
+    CHECK(served);
 }
