@@ -45,11 +45,9 @@ namespace {
 
 constexpr int64_t kTickUs = 100000;
 
-// One balancer member of a supervised replica: a socket a master can serve on.
-struct MemberRun {
-    int slot = -1;
-    SocketSpec socket;
-    std::optional<SocketSpec> status;
+// One balancer member of a supervised replica (its slot and sockets, as the
+// plan has them) and the master serving on it.
+struct MemberRun : MemberPlan {
     pid_t pid = 0;
     int64_t started_us = 0;
     std::string release;     // what its master serves (namespace mode)
@@ -76,7 +74,7 @@ struct Job {
     std::string vhost;
     bool supervised = true;        // false: FpmReplicaHealthCheck only, started by someone else
     std::optional<HealthCheckSpec> health;
-    SpawnRequest request;          // release_dir filled at each start
+    SpawnRequest request;          // release_dir set by each start, read only there
     std::string release_symlink;   // "" without FpmReplicaRelease
     std::vector<MemberRun> members;  // [0] primary, [1] alternate (unix sockets)
     int active = 0;
@@ -117,9 +115,7 @@ Job make_job(const ReplicaPlan& plan) {
     j.release_symlink = plan.release_symlink;
     for (const MemberPlan& mp : plan.members) {
         MemberRun run;
-        run.slot = mp.slot;
-        run.socket = mp.socket;
-        run.status = mp.status;
+        static_cast<MemberPlan&>(run) = mp;
         j.members.push_back(std::move(run));
     }
     return j;
@@ -131,19 +127,17 @@ ReplicaPlan plan_of(const Job& j) {
     plan.supervised = j.supervised;
     plan.health = j.health;
     plan.request = j.request;
-    plan.request.release_dir.clear();
     plan.release_symlink = j.release_symlink;
-    for (const MemberRun& m : j.members) plan.members.push_back({m.slot, m.socket, m.status});
+    for (const MemberPlan& m : j.members) plan.members.push_back(m);
     return plan;
 }
 
 // The settings of a replica that stays (same members): they apply from its
-// next start, which the restart that brought them is about to cause.
+// next start, which the restart that brought them is about to cause (and
+// which sets request.release_dir anew).
 void apply_settings(Job& j, const ReplicaPlan& plan) {
     j.health = plan.health;
-    std::string release_dir = j.request.release_dir;
     j.request = plan.request;
-    j.request.release_dir = release_dir;
     j.release_symlink = plan.release_symlink;
     for (size_t i = 0; i < j.members.size(); ++i) j.members[i].status = plan.members[i].status;
 }
