@@ -11,12 +11,13 @@ import harness
 from vhosts import spawn_lines, steering_vhost
 
 
-def spawn_vhost(httpd, command=None):
+def spawn_vhost(httpd, command=None, names=("a", "b")):
+    """Supervised replicas `names`, each with a status socket."""
     spawn = spawn_lines()
     if command:
         spawn[0] = f'FpmReplicaSpawn "{command}"'
-    body = steering_vhost(httpd, extra="\n".join(spawn))
-    for name in ("a", "b"):
+    body = steering_vhost(httpd, names=names, extra="\n".join(spawn))
+    for name in names:
         body = body.replace(f"FpmReplica {name} unix:{httpd.sock(name)}",
                             f"FpmReplica {name} unix:{httpd.sock(name)} "
                             f"status=unix:{httpd.sock(name)}.status")
@@ -44,6 +45,15 @@ def fpm_masters_of(supervisor_pid):
         if ppid == supervisor_pid and b"php-fpm" in cmd:
             out.append(int(entry))
     return sorted(out)
+
+
+def start_supervised(httpd, **vhost):
+    """httpd with spawn_vhost(**vhost), once every replica is ready: returns
+    {name: master pid} and the supervisor's pid."""
+    httpd.write_config(spawn_vhost(httpd, **vhost))
+    httpd.start()
+    ready = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")
+    return {r["name"]: r["pid"] for r in ready}, supervisor_pid(httpd)
 
 
 def supervisor_pid(httpd):

@@ -8,25 +8,13 @@ import os
 import time
 
 import harness
-from test_800_supervision import all_ready, fpm_masters_of, supervisor_pid
-from vhosts import spawn_lines, steering_vhost
+from test_800_supervision import (all_ready, fpm_masters_of, spawn_vhost, start_supervised,
+                                  supervisor_pid)
 
 CONFIG_PHP = """<?php
 header('Content-Type: text/plain');
 echo 'config=', $_SERVER['FPMR_CONFIG'] ?? 'first', ' replica=', $_SERVER['FPM_REPLICA_NAME'] ?? '?', "\\n";
 """
-
-
-def supervised_vhost(httpd, names, command=None):
-    spawn = spawn_lines()
-    if command:
-        spawn[0] = f'FpmReplicaSpawn "{command}"'
-    body = steering_vhost(httpd, names=names, extra="\n".join(spawn))
-    for name in names:
-        body = body.replace(f"FpmReplica {name} unix:{httpd.sock(name)}",
-                            f"FpmReplica {name} unix:{httpd.sock(name)} "
-                            f"status=unix:{httpd.sock(name)}.status")
-    return body
 
 
 def cmdline(pid):
@@ -43,18 +31,15 @@ def test_a_new_spawn_command_rolls_out_with_graceful(httpd):
     second = os.path.join(httpd.root, "conf", "second.conf")
     with open(harness.FPM_SUPERVISED_CONF) as f, open(second, "w") as g:
         g.write(f.read() + "env[FPMR_CONFIG] = second\n")
-    httpd.write_config(supervised_vhost(httpd, ("a", "b")))
-    httpd.start()
-    before = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")
-    sup = supervisor_pid(httpd)
+    before, sup = start_supervised(httpd)
 
     run = httpd.load([("/config.php", 6), ("/slow.php?ms=1500", 2)], duration=9)
     try:
         time.sleep(1.5)
         command = f"{harness.php_fpm_binary()} --nodaemonize --fpm-config {second}"
-        httpd.write_config(supervised_vhost(httpd, ("a", "b"), command=command))
+        httpd.write_config(spawn_vhost(httpd, command=command))
         httpd.graceful()
-        old = {r["pid"] for r in before}
+        old = set(before.values())
         after = harness.wait_for(lambda: (lambda reps: reps if reps and not old & {
             r["pid"] for r in reps} else None)(all_ready(httpd)), 30,
             what="both replicas replaced")
@@ -77,16 +62,12 @@ def test_a_new_spawn_command_rolls_out_with_graceful(httpd):
 
 
 def test_added_replicas_start_and_removed_ones_drain_and_stop(httpd):
-    httpd.write_config(supervised_vhost(httpd, ("a", "b")))
-    httpd.start()
-    before = {r["name"]: r["pid"] for r in
-              harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")}
-    sup = supervisor_pid(httpd)
+    before, sup = start_supervised(httpd)
 
     run = httpd.load([("/fast.php", 6), ("/slow.php?ms=2000", 3)], duration=9)
     try:
         time.sleep(1.5)
-        httpd.write_config(supervised_vhost(httpd, ("a", "c")))
+        httpd.write_config(spawn_vhost(httpd, names=("a", "c")))
         httpd.graceful()
         after = harness.wait_for(lambda: (lambda reps: reps if reps and [
             r["name"] for r in reps] == ["a", "c"] and reps[0]["pid"] != before["a"]
@@ -112,17 +93,13 @@ def test_added_replicas_start_and_removed_ones_drain_and_stop(httpd):
 
 
 def test_a_replica_moved_to_another_socket_starts_there(httpd):
-    httpd.write_config(supervised_vhost(httpd, ("a", "b")))
-    httpd.start()
-    before = {r["name"]: r["pid"] for r in
-              harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")}
-    sup = supervisor_pid(httpd)
+    before, sup = start_supervised(httpd)
     moved = os.path.join(httpd.root, "run", "b-moved.sock")
 
     run = httpd.load([("/fast.php", 6), ("/slow.php?ms=2000", 3)], duration=8)
     try:
         time.sleep(1.5)
-        body = supervised_vhost(httpd, ("a", "b")).replace(
+        body = spawn_vhost(httpd).replace(
             f"FpmReplica b unix:{httpd.sock('b')} ", f"FpmReplica b unix:{moved} ")
         assert moved in body
         httpd.write_config(body)

@@ -9,17 +9,13 @@ import signal
 import time
 
 import harness
-from test_800_supervision import all_ready, fpm_masters_of, spawn_vhost, supervisor_pid
+from test_800_supervision import all_ready, fpm_masters_of, start_supervised, supervisor_pid
 
 SUPERVISOR_DIED_LOG = (r"FPMR00032",)
 
 
 def test_a_killed_supervisor_is_replaced_and_its_masters_taken_over(httpd):
-    httpd.write_config(spawn_vhost(httpd))
-    httpd.start()
-    before = {r["name"]: r["pid"] for r in
-              harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")}
-    first = supervisor_pid(httpd)
+    before, first = start_supervised(httpd)
     httpd.expect_log(*SUPERVISOR_DIED_LOG)
     # Killing a's master later: what mod_proxy and the module log for it.
     httpd.expect_log(*harness.REPLICA_KILLED_LOG, r"FPMR00028")

@@ -9,7 +9,6 @@ import time
 import harness
 from test_200_steering import replica_of
 from test_800_supervision import all_ready, spawn_vhost
-from test_810_reconfigure import supervised_vhost
 from vhosts import replica_lines, steering_vhost
 
 CHECK = "FpmReplicaHealthCheck interval=200ms timeout=200ms fails=2 passes=1"
@@ -73,7 +72,7 @@ def test_hung_replicas_hold_up_nothing_else(httpd):
     check, and b's own checks keep their millisecond latency. (Checks run
     one after the other would keep the supervisor busy with a and c.)"""
     slow_check = "FpmReplicaHealthCheck interval=3s timeout=3s fails=2 passes=1"
-    httpd.write_config(supervised_vhost(httpd, ("a", "b", "c")) + "\n" + slow_check)
+    httpd.write_config(spawn_vhost(httpd, names=("a", "b", "c")) + "\n" + slow_check)
     httpd.start()
     before = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")
     httpd.expect_log(r"FPMR00044", r"FPMR00028", *harness.REPLICA_KILLED_LOG)
