@@ -66,25 +66,67 @@ const ReleaseResolution* ReleaseResolver::publish(std::unique_ptr<ReleaseResolut
 std::unique_ptr<ReleaseResolution> ReleaseResolver::resolve_fully(const std::string& target) {
     auto r = std::make_unique<ReleaseResolution>();
     r->link_target = target;
-    // realpath follows the whole chain (relative or absolute links, links
-    // inside the target) and returns a path without any symlink in it.
-    char* real = ::realpath(symlink_path_.c_str(), nullptr);
-    if (!real) {
-        r->error = "release symlink '" + symlink_path_ + "' is dangling (-> " + target + ": " +
-                   std::strerror(errno) + ")";
+    std::string error;
+    std::optional<std::string> dir = resolve_release_dir(symlink_path_, &error);
+    if (!dir) {
+        r->error = "release symlink '" + symlink_path_ + "' (-> " + target + ") " + error;
         return r;
     }
-    r->release_dir = real;
-    std::free(real);
-    struct stat st;
-    if (::stat(r->release_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-        r->error = "release symlink '" + symlink_path_ + "' names '" + r->release_dir +
-                   "', which is not a directory";
-        r->release_dir.clear();
-        return r;
-    }
+    r->release_dir = std::move(*dir);
     r->ok = true;
     return r;
+}
+
+std::optional<std::string> resolve_release_dir(const std::string& path, std::string* error) {
+    // realpath follows the whole chain (relative or absolute links, links
+    // inside the target) and returns a path without any symlink in it.
+    char* real = ::realpath(path.c_str(), nullptr);
+    if (!real) {
+        *error = std::string("is dangling (") + std::strerror(errno) + ")";
+        return std::nullopt;
+    }
+    std::string out = real;
+    std::free(real);
+    struct stat st;
+    if (::stat(out.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        *error = "names '" + out + "', which is not a directory";
+        return std::nullopt;
+    }
+    return out;
+}
+
+namespace {
+std::string parent_of(const std::string& path) {
+    size_t slash = path.rfind('/');
+    return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+}
+}  // namespace
+
+std::optional<std::string> validate_prepared_release(const std::string& symlink,
+                                                     const std::string& requested, std::string* why) {
+    std::string error;
+    if (requested.empty() || requested[0] != '/' || requested.size() >= 4096 ||
+        requested.find('\0') != std::string::npos) {
+        *why = "release '" + requested + "' is not an absolute path";
+        return std::nullopt;
+    }
+    std::optional<std::string> dir = resolve_release_dir(requested, &error);
+    if (!dir) {
+        *why = "release '" + requested + "' " + error;
+        return std::nullopt;
+    }
+    std::optional<std::string> current = resolve_release_dir(symlink, &error);
+    if (!current) {
+        *why = "the release symlink '" + symlink + "' " + error + ": nothing to prepare against";
+        return std::nullopt;
+    }
+    std::string releases = parent_of(*current);
+    if (releases == "/" || parent_of(*dir) != releases) {
+        *why = "release '" + requested + "' (" + *dir + ") is not a directory in " + releases +
+               ", where the release symlink's releases are";
+        return std::nullopt;
+    }
+    return dir;
 }
 
 bool ReleaseResolver::should_log_error(int64_t now_us) {

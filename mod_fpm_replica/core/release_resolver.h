@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +70,19 @@ private:
     std::mutex retired_mu_;  // guards answers_: taken only when the answer changes
     std::vector<std::unique_ptr<ReleaseResolution>> answers_;  // every answer ever published
 };
+
+// The one release validation: `path` (a symlink or a directory) resolved to
+// a real path without any symlink in it, which must be a directory. nullopt
+// with one sentence in `error` otherwise.
+std::optional<std::string> resolve_release_dir(const std::string& path, std::string* error);
+
+// A release a deploy tool asks to prepare (status action=prepare), checked
+// as untrusted input: absolute, an existing directory after resolution, and
+// a release of this symlink's application, i.e. directly inside the
+// directory that holds the release the symlink names now ("releases/").
+// Returns the resolved path, or nullopt with the reason in `why`.
+std::optional<std::string> validate_prepared_release(const std::string& symlink,
+                                                     const std::string& requested, std::string* why);
 
 // Path helpers (no filesystem access).
 

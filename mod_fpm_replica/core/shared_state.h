@@ -1,21 +1,38 @@
-// The layout of the state every httpd child process and thread shares: one
-// memory block (created by the httpd parent, inherited across fork and kept
-// across graceful restarts) holding a header and a fixed array of replica
-// slots. Everything in it is plain data and lock-free atomics: no pointers,
-// no vtables, because each process maps it at its own address and the module
-// code that wrote it may have been unloaded and reloaded since.
+// The layout of the state every httpd child process and thread shares, in
+// two memory blocks with two different trust levels:
+//
+// * the open block (SharedBlock): mapped read-write in every httpd child.
+//   It holds what children count and what they ask for: in-flight counts,
+//   refused-connection marks, the operator's drain, restart and prepare
+//   requests. Any code running in a child (another module, a PHP extension,
+//   a write to /proc/self/mem) can change any of it, so the root supervisor
+//   reads it only as untrusted input: bounded, validated, never the source
+//   of a pid or a path it acts on.
+// * the trusted block (TrustedBlock): written only by the httpd parent and
+//   the supervisor (both root); every child maps it read-only from a
+//   read-only descriptor, so it cannot be made writable there. It holds
+//   what root acts on and what steering must be able to believe: slot
+//   keys, lifecycle, health, master pids and their start times, the release
+//   each master serves, prepared releases, the nonce.
+//
+// Both are plain data and lock-free atomics: no pointers, no vtables,
+// because each process maps them at its own address and the module code
+// that wrote them may have been unloaded and reloaded since. Slot i of one
+// block and slot i of the other describe the same replica member.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
 namespace fpmr {
 
-// What a replica is doing, as the status document names it. Stored in a slot;
-// the numeric values are part of the shared layout (bump kLayoutVersion when
+// What a replica member's master is doing (the supervisor's lifecycle), and
+// the state the status document shows (derived: see effective_state). The
+// numeric values are part of the shared layout (bump kLayoutVersion when
 // they change).
 enum class ReplicaState : uint32_t {
     Starting = 0,
@@ -26,80 +43,99 @@ enum class ReplicaState : uint32_t {
 };
 const char* state_name(ReplicaState state);
 
-constexpr uint32_t kSharedMagic = 0x52504d46;  // "FMPR" little-endian
-constexpr uint32_t kLayoutVersion = 7;
+// The health checker's verdict on a member (FpmReplicaHealthCheck).
+enum class HealthState : uint32_t { Unknown = 0, Passing = 1, Failing = 2 };
+const char* health_name(HealthState health);
+
+constexpr uint32_t kSharedMagic = 0x52504d46;   // "FMPR" little-endian
+constexpr uint32_t kTrustedMagic = 0x54504d46;  // "FMPT"
+constexpr uint32_t kLayoutVersion = 8;
 constexpr size_t kMaxSlots = 256;
 constexpr size_t kMaxReleaseSlots = 64;
 constexpr size_t kSlotKeyLength = 256;
 constexpr size_t kNonceLength = 32;  // hex characters
 constexpr size_t kReleaseLength = 512;
 
-// One replica's shared figures. A slot is bound to a replica by its key
-// ("vhost|name"), so drain state and counters survive a graceful restart that
-// keeps the replica, and a new replica never inherits another one's counts.
+// One replica member's figures in the open block. Written by children.
 struct ReplicaSlot {
-    // Written by the httpd parent only, between generations, while no child
-    // of the new generation exists yet; children only read it.
+    std::atomic<int64_t> in_flight;      // requests handed to this member, not yet finished
+    std::atomic<uint64_t> requests;      // attempts handed to it, ever
+    std::atomic<uint64_t> failures;      // attempts that ended in a backend error
+    std::atomic<uint64_t> last_pick;     // pick sequence number: rotates ties
+    std::atomic<int64_t> retry_at_us;    // refused a connection: 0 = healthy, else skip until then
+    std::atomic<uint32_t> admin_drained; // the operator's drain (status handler): 1 = drained
+    std::atomic<uint32_t> restart_requested;  // bumped by the status handler's restart action
+};
+
+// The same member in the trusted block. Bound to a replica by its key
+// ("vhost|name|socket"), so drain state and counters survive a graceful
+// restart that keeps the replica, and a new replica never inherits another
+// one's counts.
+struct TrustedSlot {
+    // Written by the httpd parent only, between generations.
     char key[kSlotKeyLength];
     std::atomic<uint32_t> in_use;
     std::atomic<uint32_t> claimed_generation;  // last generation that configured it
 
-    std::atomic<uint32_t> state;         // ReplicaState
-    std::atomic<int64_t> in_flight;      // requests handed to this replica, not yet finished
-    std::atomic<uint64_t> requests;      // attempts handed to it, ever
-    std::atomic<uint64_t> failures;      // attempts that ended in a backend error
-    std::atomic<uint64_t> restarts;      // supervised restarts
-    std::atomic<uint64_t> last_pick;     // pick sequence number: rotates ties
-    std::atomic<int64_t> retry_at_us;    // refused a connection: 0 = healthy, else skip until then
-    std::atomic<int32_t> pid;            // master pid when known, else 0
-    std::atomic<uint32_t> restart_requested;  // bumped by the status handler's restart action
-    std::atomic<int64_t> check_latency_us;    // last health check's duration; -1: none yet
+    // Written by the supervisor (the parent sets the first value).
+    std::atomic<uint32_t> lifecycle;        // ReplicaState
+    std::atomic<uint32_t> health;           // HealthState
+    std::atomic<int32_t> pid;               // master pid when known, else 0
+    std::atomic<uint64_t> pid_start_time;   // its start time (/proc/PID/stat field 22)
+    std::atomic<uint64_t> restarts;         // supervised restarts
+    std::atomic<int64_t> check_latency_us;  // last health check's duration; -1: none yet
     // The release this member's master serves (namespace mode): a hash the
     // finder compares lock-free, and the path for the status document,
-    // written by the supervisor under a sequence lock (odd while writing).
+    // under a sequence lock (odd while writing).
     std::atomic<uint64_t> release_hash;
     std::atomic<uint32_t> release_seq;
     char release[kReleaseLength];
 };
 
-// 64-bit FNV-1a of a text; never 0 (0 means "none"), 0 for the empty text.
-uint64_t text_hash(std::string_view text);
-// The same of a release path: "" (no release) is 0.
-inline uint64_t release_hash(std::string_view release_dir) { return text_hash(release_dir); }
-// Sequence-locked write and read of a slot's release (one writer: the supervisor).
-void write_slot_release(ReplicaSlot& slot, std::string_view release_dir);
-std::string read_slot_release(const ReplicaSlot& slot);
-// The same for any string behind a sequence counter (one writer at a time).
-void write_locked_string(std::atomic<uint32_t>& seq, char* buffer, size_t size, std::string_view text);
-std::string read_locked_string(const std::atomic<uint32_t>& seq, const char* buffer, size_t size);
-
-// Per release symlink figures every child shares: when its failure was last
-// logged, so a dangling link is logged once per interval, not once per child.
+// Per release symlink, open block: what children keep and ask for.
 struct ReleaseSlot {
-    char key[kSlotKeyLength];  // the symlink path; written by the parent only
-    std::atomic<uint32_t> in_use;
+    // When the symlink's failure was last logged, so a dangling link is
+    // logged once per interval, not once per child.
     std::atomic<int64_t> error_logged_us;
-    // Namespace mode: the release (hash) whose replicas could not be started;
-    // requests pinned to it get 503 at once instead of waiting. 0: none.
-    std::atomic<uint64_t> failed_release_hash;
     // Deploy preparation (status POST action=prepare): the release a deploy
     // tool wants one replica brought up on before it flips the symlink.
+    // Untrusted: the supervisor validates it before anything starts.
     std::atomic<uint32_t> prepare_requests;  // bumped per request
-    std::atomic<uint32_t> prepare_state;     // PrepareState
-    std::atomic<uint32_t> prepared_seq;      // sequence lock of `prepared`
-    char prepared[kReleaseLength];
+    std::atomic<uint32_t> requested_seq;     // sequence lock of `requested`
+    char requested[kReleaseLength];
 };
 
 enum class PrepareState : uint32_t { None = 0, Starting = 1, Ready = 2, Failed = 3 };
 const char* prepare_state_name(PrepareState state);
+
+// Per release symlink, trusted block.
+struct TrustedRelease {
+    char key[kSlotKeyLength];  // the symlink path; written by the parent only
+    std::atomic<uint32_t> in_use;
+    // Namespace mode: the release (hash) whose replicas could not be started;
+    // requests pinned to it get 503 at once instead of waiting. 0: none.
+    std::atomic<uint64_t> failed_release_hash;
+    // The deploy preparation the supervisor accepted (validated path) and how far it is.
+    std::atomic<uint32_t> prepare_handled;  // ReleaseSlot::prepare_requests value last taken
+    std::atomic<uint32_t> prepare_state;    // PrepareState
+    std::atomic<uint32_t> prepared_seq;   // sequence lock of `prepared`
+    char prepared[kReleaseLength];
+};
 
 struct SharedHeader {
     uint32_t magic;
     uint32_t layout_version;
     uint32_t slot_count;
     uint32_t reserved;
-    char nonce[kNonceLength + 1];         // random per httpd start; guards POST on the status handler
     std::atomic<uint64_t> pick_sequence;  // source of ReplicaSlot::last_pick
+};
+
+struct TrustedHeader {
+    uint32_t magic;
+    uint32_t layout_version;
+    uint32_t slot_count;
+    uint32_t reserved;
+    char nonce[kNonceLength + 1];             // random per httpd start; guards POST on the status handler
     std::atomic<uint32_t> config_generation;  // httpd's generation: bumped at every restart
 };
 
@@ -109,46 +145,105 @@ struct SharedBlock {
     ReleaseSlot releases[kMaxReleaseSlots];
 };
 
+struct TrustedBlock {
+    TrustedHeader header;
+    TrustedSlot slots[kMaxSlots];
+    TrustedRelease releases[kMaxReleaseSlots];
+};
+
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared counters must be lock-free");
 static_assert(std::atomic<int64_t>::is_always_lock_free, "shared counters must be lock-free");
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared flags must be lock-free");
 
-// Operations on a SharedBlock living in memory someone else allocated.
+// 64-bit FNV-1a of a text; never 0 (0 means "none"), 0 for the empty text.
+uint64_t text_hash(std::string_view text);
+// The same of a release path: "" (no release) is 0.
+inline uint64_t release_hash(std::string_view release_dir) { return text_hash(release_dir); }
+
+// A string behind a sequence counter (odd while written). A writer takes the
+// counter from even to odd with a compare-and-swap, so two writers never
+// interleave; one that cannot take it within a bounded number of tries (a
+// writer died mid-write, or is hostile) gives up and returns false. A
+// reader retries a bounded number of times and returns nullopt when it never
+// saw a stable, even counter: it never spins forever on memory someone else
+// can write.
+bool write_locked_string(std::atomic<uint32_t>& seq, char* buffer, size_t size, std::string_view text);
+std::optional<std::string> read_locked_string(const std::atomic<uint32_t>& seq, const char* buffer,
+                                              size_t size);
+// Ends a write that never finished: the counter was odd at `stuck_value`
+// and still is. Only the one reader that owns the string's meaning (the
+// supervisor, for requests written by children) calls it, after a delay.
+bool clear_stuck_string(std::atomic<uint32_t>& seq, uint32_t stuck_value, char* buffer, size_t size);
+
+// The supervisor's writes of a member's release (path, then hash).
+bool write_slot_release(TrustedSlot& slot, std::string_view release_dir);
+std::optional<std::string> read_slot_release(const TrustedSlot& slot);
+
+// The state the status document shows and steering obeys, derived from the
+// parts that each have one writer: the supervisor's lifecycle, its health
+// checks, the operator's drain, and a connection refused recently.
+ReplicaState effective_state(ReplicaState lifecycle, HealthState health, bool admin_drained,
+                             int64_t retry_at_us);
+
+// Operations on the two blocks living in memory someone else allocated. A
+// state made by adopt() reads the trusted block only; writer() adds the
+// read-write mapping of the same block (httpd parent and supervisor).
 class SharedState {
 public:
     static constexpr size_t bytes_needed() { return sizeof(SharedBlock); }
+    static constexpr size_t trusted_bytes_needed() { return sizeof(TrustedBlock); }
 
-    // Formats fresh memory (any content) as an empty block with this nonce.
-    static SharedState format(void* memory, size_t length, std::string_view nonce_hex);
+    // Formats fresh memory (any content) as empty blocks with this nonce.
+    static SharedState format(void* open, size_t open_length, void* trusted, size_t trusted_length,
+                              std::string_view nonce_hex);
     // Adopts memory formatted earlier; returns an invalid state when it is not ours.
-    static SharedState adopt(void* memory, size_t length);
+    static SharedState adopt(void* open, size_t open_length, const void* trusted,
+                             size_t trusted_length);
+    // The same state, able to write the trusted block through `trusted_rw`
+    // (another mapping of the same memory); invalid when it is not ours.
+    SharedState writer(void* trusted_rw, size_t length) const;
 
-    bool valid() const { return block_ != nullptr; }
-    SharedBlock* block() const { return block_; }
-    ReplicaSlot& slot(int index) const { return block_->slots[index]; }
-    std::string nonce() const { return block_->header.nonce; }
+    bool valid() const { return open_ != nullptr && trusted_ != nullptr; }
+    bool writable() const { return trusted_rw_ != nullptr; }
+    SharedBlock* block() const { return open_; }
+    const TrustedBlock* trusted_block() const { return trusted_; }
+    ReplicaSlot& slot(int index) const { return open_->slots[index]; }
+    const TrustedSlot& trusted(int index) const { return trusted_->slots[index]; }
+    TrustedSlot& trusted_rw(int index) const { return trusted_rw_->slots[index]; }
+    // The member's state for steering (effective_state without the
+    // refused-connection mark, which selection weighs on its own).
+    ReplicaState state_of(int index) const;
+    std::string nonce() const { return trusted_->header.nonce; }
+    uint32_t config_generation() const { return trusted_->header.config_generation.load(); }
+    void set_config_generation(uint32_t generation) const {
+        trusted_rw_->header.config_generation.store(generation);
+    }
 
-    // Binds `key` to a slot for `generation`: the slot it had before, or a
-    // fresh one (never-used slots first, then the one retired longest ago).
-    // A fresh slot starts in `initial_state` with zeroed counters.
-    // Returns -1 when every slot is bound in this generation.
-    int claim(std::string_view key, uint32_t generation, ReplicaState initial_state);
+    // Binds `key` to a slot for `generation` (writer only): the slot it had
+    // before, or a fresh one (never-used slots first, then the one retired
+    // longest ago). A fresh slot starts in `initial_state` with zeroed
+    // counters. Returns -1 when every slot is bound in this generation.
+    int claim(std::string_view key, uint32_t generation, ReplicaState initial_state) const;
     // Retires slots nobody claimed in `generation` (replicas removed from the
     // configuration). Their counters stay until the slot is reused.
-    void retire_unclaimed(uint32_t generation);
+    void retire_unclaimed(uint32_t generation) const;
     // After a start with no httpd child alive, nothing can be in flight.
-    void reset_in_flight();
-    // The release slot of a symlink path, made on first use; -1 when full.
+    void reset_in_flight() const;
+    // The release slot of a symlink path, made on first use (writer only); -1 when full.
     // Release slots are never retired: there are few symlinks per instance.
-    int claim_release(std::string_view symlink_path);
-    // The release slot of a symlink path, or -1; never creates one (for
-    // child processes: only the parent claims slots).
+    int claim_release(std::string_view symlink_path) const;
+    // The release slot of a symlink path, or -1; never creates one.
     int find_release(std::string_view symlink_path) const;
-    ReleaseSlot& release_slot(int index) const { return block_->releases[index]; }
+    ReleaseSlot& release_slot(int index) const { return open_->releases[index]; }
+    const TrustedRelease& trusted_release(int index) const { return trusted_->releases[index]; }
+    TrustedRelease& trusted_release_rw(int index) const { return trusted_rw_->releases[index]; }
 
 private:
-    explicit SharedState(SharedBlock* block) : block_(block) {}
-    SharedBlock* block_ = nullptr;
+    SharedState(SharedBlock* open, const TrustedBlock* trusted, TrustedBlock* trusted_rw)
+        : open_(open), trusted_(trusted), trusted_rw_(trusted_rw) {}
+    SharedBlock* open_ = nullptr;
+    const TrustedBlock* trusted_ = nullptr;
+    TrustedBlock* trusted_rw_ = nullptr;
 };
 
 }  // namespace fpmr

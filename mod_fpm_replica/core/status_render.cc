@@ -51,6 +51,8 @@ std::string render_status_json(const VhostStatus& status) {
         out += i ? ",\n  " : "\n  ";
         out += "{\"name\": " + json_escape(r.name) + ", \"socket\": " + json_escape(r.socket) +
                ", \"state\": \"" + state_name(r.state) + "\"" +
+               ", \"admin\": \"" + (r.admin_drained ? "drained" : "active") + "\"" +
+               ", \"health\": \"" + health_name(r.health) + "\"" +
                ", \"release\": " + optional_string(r.release) +
                ", \"pid\": " + (r.pid ? std::to_string(*r.pid) : "null") +
                ", \"in_flight\": " + std::to_string(r.in_flight) +

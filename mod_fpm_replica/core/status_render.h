@@ -13,7 +13,9 @@ namespace fpmr {
 struct ReplicaStatus {
     std::string name;
     std::string socket;                  // "unix:/run/a.sock"
-    ReplicaState state = ReplicaState::Ready;
+    ReplicaState state = ReplicaState::Ready;  // derived (effective_state)
+    bool admin_drained = false;                 // the operator's drain
+    HealthState health = HealthState::Unknown;  // FpmReplicaHealthCheck's verdict
     std::optional<std::string> release;  // null until pinning knows it
     std::optional<int32_t> pid;          // null when unknown
     int64_t in_flight = 0;

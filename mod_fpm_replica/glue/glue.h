@@ -85,11 +85,35 @@ ServerConfig* server_config(server_rec* s);
 inline VhostReplicas* replicas_for(server_rec* s) { return server_config(s)->replicas; }
 inline ReleaseConfig* release_for(server_rec* s) { return server_config(s)->release; }
 
-// The shared block of this httpd instance, set in post_config in the parent
-// before the children fork. Null in `apachectl -t` and before post_config.
+// The shared blocks of this httpd instance, set in post_config in the parent
+// before the children fork; invalid in `apachectl -t` and before post_config.
+// Reads the trusted block only (glue_state.cc says why).
 SharedState shared_state();
+
+// A read-write view of the trusted block for the httpd parent and the
+// supervisor (root): maps it on construction, unmaps it on destruction, so
+// no child is ever forked with a writable mapping. Invalid (not writable)
+// when the mapping failed.
+// The read-only descriptor of the trusted block (-1 in children): what a
+// freshly forked supervisor maps read-write.
+int trusted_block_descriptor();
+
+class TrustedWriter {
+public:
+    TrustedWriter();
+    ~TrustedWriter();
+    TrustedWriter(const TrustedWriter&) = delete;
+    TrustedWriter& operator=(const TrustedWriter&) = delete;
+    const SharedState& state() const { return state_; }
+
+private:
+    void* rw_ = nullptr;
+    SharedState state_ = SharedState::adopt(nullptr, 0, nullptr, 0);
+};
 // "app.local:8080": the vhost's name and port, as the status document and log lines show it.
 std::string vhost_label(const server_rec* s);
+// Microseconds of a monotonic clock, the same in every process of the host
+// (deadlines and the shared time stamps; never the wall clock).
 int64_t now_us();
 
 // What the module knows about one request_rec: the release it is pinned to,

@@ -139,8 +139,9 @@ int create_resolvers(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* ma
             release->resolver = std::make_unique<ReleaseResolver>(
                 release->symlink, conf->resolve_interval_set ? conf->resolve_interval_us : 0);
             // One error line per interval for the whole instance, not per child.
-            SharedState shared = shared_state();
-            int slot = shared.valid() ? shared.claim_release(release->symlink) : -1;
+            TrustedWriter writer;
+            const SharedState& shared = writer.state();
+            int slot = shared.writable() ? shared.claim_release(release->symlink) : -1;
             if (slot >= 0) {
                 release->resolver->set_error_log_clock(&shared.release_slot(slot).error_logged_us);
             }

@@ -20,9 +20,11 @@ constexpr int kProbePingTimeoutMs = 250;
 bool member_usable(const Member& m, SharedState shared, const RequestState* st, bool by_release) {
     if (m.slot < 0) return false;
     const ReplicaSlot& slot = shared.slot(m.slot);
-    if (static_cast<ReplicaState>(slot.state.load()) != ReplicaState::Ready) return false;
-    if (slot.retry_at_us.load() != 0) return false;  // refused recently
-    return !by_release || slot.release_hash.load() == st->release_hash;
+    Candidate c;
+    c.state = shared.state_of(m.slot);
+    c.retry_at_us = slot.retry_at_us.load();
+    if (check_usable(c, now_us()) != Unusable::No) return false;
+    return !by_release || shared.trusted(m.slot).release_hash.load() == st->release_hash;
 }
 
 // fixups, MIDDLE: after SetHandler (core, REALLY_FIRST), before the

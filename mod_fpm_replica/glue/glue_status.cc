@@ -65,9 +65,15 @@ VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared)
         status.release_link = release->symlink;
         int slot = shared.find_release(release->symlink);
         if (slot >= 0) {
-            const ReleaseSlot& rs = shared.release_slot(slot);
+            const TrustedRelease& rs = shared.trusted_release(slot);
+            const ReleaseSlot& open = shared.release_slot(slot);
             auto state = static_cast<PrepareState>(rs.prepare_state.load());
-            if (state != PrepareState::None) {
+            if (open.prepare_requests.load() != rs.prepare_handled.load()) {
+                // Asked, not yet taken up by the supervisor.
+                status.prepared_release =
+                    read_locked_string(open.requested_seq, open.requested, kReleaseLength);
+                status.prepared_state = prepare_state_name(PrepareState::Starting);
+            } else if (state != PrepareState::None) {
                 status.prepared_release = read_locked_string(rs.prepared_seq, rs.prepared, kReleaseLength);
                 status.prepared_state = prepare_state_name(state);
             }
@@ -83,25 +89,28 @@ VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared)
         for (const Member& m : set.members) {
             if (m.replica != static_cast<int>(i) || m.slot < 0) continue;
             const ReplicaSlot& slot = shared.slot(m.slot);
-            ReplicaState st = reported_state(static_cast<ReplicaState>(slot.state.load()),
-                                             slot.retry_at_us.load());
+            const TrustedSlot& trusted = shared.trusted(m.slot);
+            ReplicaState st = reported_state(shared.state_of(m.slot), slot.retry_at_us.load());
             r.in_flight += slot.in_flight.load();
             r.requests += slot.requests.load();
             r.failures += slot.failures.load();
-            r.restarts += slot.restarts.load();
+            r.restarts += trusted.restarts.load();
             if (display_rank(st) < shown_rank) {
                 shown_rank = display_rank(st);
                 shown = m.slot;
                 r.state = st;
+                r.admin_drained = slot.admin_drained.load() != 0;
+                r.health = static_cast<HealthState>(trusted.health.load());
                 if (routes_by_release(&set)) {
-                    // Namespace mode: the release this member's master serves.
-                    std::string served = read_slot_release(slot);
-                    r.release = served.empty() ? std::nullopt : std::optional<std::string>(served);
+                    // Namespace mode: the release this member's master serves
+                    // (null also while it cannot be read consistently).
+                    std::optional<std::string> served = read_slot_release(trusted);
+                    r.release = served && !served->empty() ? served : std::nullopt;
                 }
                 r.socket = m.socket.text();
-                int64_t check = slot.check_latency_us.load();
+                int64_t check = trusted.check_latency_us.load();
                 r.check_seconds = check >= 0 ? std::optional<double>(check / 1e6) : std::nullopt;
-                int32_t pid = slot.pid.load();
+                int32_t pid = trusted.pid.load();
                 if (pid == 0) pid = listener_pid(m.socket);
                 r.pid = pid > 0 ? std::optional<int32_t>(pid) : std::nullopt;
             }
@@ -153,23 +162,25 @@ int handle_prepare(request_rec* r, VhostReplicas& set, SharedState shared, const
                           "prepare needs namespace mode with supervision (FpmReplicaStablePath "
                           "and FpmReplicaSpawn); in realpath mode every replica serves every release");
     }
-    char* real = dir.empty() || dir[0] != '/' ? nullptr : ::realpath(dir.c_str(), nullptr);
-    struct stat st;
-    bool is_dir = real && ::stat(real, &st) == 0 && S_ISDIR(st.st_mode);
-    std::string resolved = real ? real : "";
-    std::free(real);
-    if (!is_dir) {
-        return send_error(r, HTTP_BAD_REQUEST, "release '" + dir + "' is not an existing directory");
-    }
+    // Checked here for a clear answer; the supervisor checks it again, as
+    // untrusted input, before it starts anything.
+    std::string why;
+    std::optional<std::string> resolved = validate_prepared_release(release->symlink, dir, &why);
+    if (!resolved) return send_error(r, HTTP_BAD_REQUEST, why);
     int slot = shared.find_release(release->symlink);
     if (slot < 0) return send_error(r, HTTP_INTERNAL_SERVER_ERROR, "no shared slot for the release");
     ReleaseSlot& rs = shared.release_slot(slot);
-    write_locked_string(rs.prepared_seq, rs.prepared, kReleaseLength, resolved);
-    rs.prepare_state.store(static_cast<uint32_t>(PrepareState::Starting));
+    if (!write_locked_string(rs.requested_seq, rs.requested, kReleaseLength, *resolved)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, FPMRNO(00061)
+                      "deploy preparation for %s refused: the request area is locked (a "
+                      "write that never finished, or another request at the same moment)",
+                      set.vhost_label.c_str());
+        return send_error(r, HTTP_SERVICE_UNAVAILABLE, "another prepare request is being written; try again");
+    }
     rs.prepare_requests.fetch_add(1);
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, FPMRNO(00047)
                   "deploy preparation of %s for %s requested through the status handler",
-                  resolved.c_str(), set.vhost_label.c_str());
+                  resolved->c_str(), set.vhost_label.c_str());
     return send_json(r, HTTP_OK, render_status_json(collect(r->server, set, shared)));
 }
 
@@ -191,14 +202,12 @@ int handle_post(request_rec* r, VhostReplicas& set, SharedState shared) {
     if (primary < 0 || set.members[primary].slot < 0) {
         return send_error(r, HTTP_NOT_FOUND, "unknown replica '" + replica + "'");
     }
-    const uint32_t ready = static_cast<uint32_t>(ReplicaState::Ready);
-    const uint32_t draining = static_cast<uint32_t>(ReplicaState::Draining);
     if (action == "drain" || action == "undrain") {
+        // The operator's word, on every member of the replica (a replacement
+        // master on the alternate member stays drained too).
         for (const Member& m : set.members) {
             if (m.replica != index || m.slot < 0) continue;
-            uint32_t expected = action == "drain" ? ready : draining;
-            shared.slot(m.slot).state.compare_exchange_strong(expected,
-                                                              action == "drain" ? draining : ready);
+            shared.slot(m.slot).admin_drained.store(action == "drain" ? 1 : 0);
         }
     } else if (action == "restart") {
         if (!server_config(set.defined_in)->spawn_command) {

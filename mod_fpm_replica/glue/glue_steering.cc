@@ -26,9 +26,10 @@ bool is_idempotent(const request_rec* r) {
     }
 }
 
-Candidate candidate_from(const ReplicaSlot& slot, bool tried) {
+Candidate candidate_from(SharedState shared, int index, bool tried) {
+    const ReplicaSlot& slot = shared.slot(index);
     Candidate c;
-    c.state = static_cast<ReplicaState>(slot.state.load(std::memory_order_relaxed));
+    c.state = shared.state_of(index);
     c.in_flight = slot.in_flight.load(std::memory_order_relaxed);
     c.last_pick = slot.last_pick.load(std::memory_order_relaxed);
     c.retry_at_us = slot.retry_at_us.load(std::memory_order_relaxed);
@@ -54,11 +55,11 @@ int is_better(proxy_worker* current, proxy_worker*, void* baton_v) {
     int slot = baton->st->set->members[index].slot;
     if (slot < 0) return 0;
     if (baton->by_release &&
-        baton->shared.slot(slot).release_hash.load(std::memory_order_acquire) !=
+        baton->shared.trusted(slot).release_hash.load(std::memory_order_acquire) !=
             baton->st->release_hash) {
         return 0;  // serves another release than the request is pinned to
     }
-    Candidate c = candidate_from(baton->shared.slot(slot),
+    Candidate c = candidate_from(baton->shared, slot,
                                  (baton->st->tried_mask >> index) & 1u);
     if (check_usable(c, baton->now) != Unusable::No) return 0;
     if (baton->best_index >= 0 && !prefer(c, baton->best)) return 0;
@@ -72,7 +73,7 @@ void log_no_usable(request_rec* r, RequestState* st, SharedState shared, int64_t
     for (size_t i = 0; i < st->set->members.size(); ++i) {
         const Member& m = st->set->members[i];
         if (m.slot < 0) continue;
-        Candidate c = candidate_from(shared.slot(m.slot), (st->tried_mask >> i) & 1u);
+        Candidate c = candidate_from(shared, m.slot, (st->tried_mask >> i) & 1u);
         // An idle alternate member is not news: say so only when it matters.
         if (m.alternate && c.state == ReplicaState::Stopped) continue;
         if (!reasons.empty()) reasons += ", ";
@@ -169,9 +170,8 @@ int on_proxy_request_status(int* status, request_rec* r) {
 bool release_served(const VhostReplicas& set, SharedState shared, uint64_t hash) {
     for (const Member& m : set.members) {
         if (m.slot < 0) continue;
-        const ReplicaSlot& slot = shared.slot(m.slot);
-        if (slot.release_hash.load(std::memory_order_acquire) == hash &&
-            slot.state.load() == static_cast<uint32_t>(ReplicaState::Ready)) {
+        if (shared.trusted(m.slot).release_hash.load(std::memory_order_acquire) == hash &&
+            shared.state_of(m.slot) == ReplicaState::Ready) {
             return true;
         }
     }
@@ -190,7 +190,7 @@ int wait_for_release(request_rec* r, RequestState* st) {
     int release_slot = release ? shared.find_release(release->symlink) : -1;
     while (!release_served(*st->set, shared, st->release_hash)) {
         bool known_broken = release_slot >= 0 &&
-            shared.release_slot(release_slot).failed_release_hash.load() == st->release_hash;
+            shared.trusted_release(release_slot).failed_release_hash.load() == st->release_hash;
         if (known_broken || now_us() >= deadline) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00042)
                           "no replica of %s serves release %s%s: answering 503",

@@ -35,6 +35,8 @@
 #include <vector>
 
 #include "glue.h"
+#include "glue_masters.h"
+#include "release_resolver.h"
 #include "supervision.h"
 #include "fcgi_ping_client.h"
 #include "supervisor_plan.h"
@@ -48,7 +50,8 @@ constexpr int64_t kTickUs = 100000;
 // One balancer member of a supervised replica (its slot and sockets, as the
 // plan has them) and the master serving on it.
 struct MemberRun : MemberPlan {
-    pid_t pid = 0;
+    pid_t pid = 0;           // master.pid() while a master runs, else 0
+    MasterHandle master;     // how it is signalled (glue_masters.h)
     int64_t started_us = 0;
     std::string release;     // what its master serves (namespace mode)
     bool stopping = false;   // we asked it to stop: its exit is no crash
@@ -59,7 +62,8 @@ struct MemberRun : MemberPlan {
     std::unique_ptr<FcgiPingClient> ping;
     bool ping_for_health = false;
     int64_t ping_started_us = 0;
-    int64_t kill_at_us = 0;  // SIGKILL if still running then
+    int64_t stop_asked_us = 0;  // when it was asked to stop (SIGQUIT)
+    int64_t kill_at_us = 0;     // SIGKILL to its group if still running then; 0: none due
     // FpmReplicaHealthCheck bookkeeping.
     int failed_checks = 0;
     int passed_checks = 0;
@@ -147,11 +151,8 @@ void request_stop(int) { g_stop_requested = 1; }
 
 std::string resolve_release(const std::string& symlink) {
     if (symlink.empty()) return {};
-    char* real = ::realpath(symlink.c_str(), nullptr);
-    if (!real) return {};
-    std::string out = real;
-    std::free(real);
-    return out;
+    std::string error;
+    return resolve_release_dir(symlink, &error).value_or("");
 }
 
 // Forks and execs one replica in a process group of its own (so it can be
@@ -195,23 +196,6 @@ void ensure_socket_directory(const SocketSpec& socket, server_rec* s) {
     }
 }
 
-// For a process that is not our child: gone, or a zombie nobody reaped yet
-// (its parent is init, or whatever init a container has).
-bool process_gone(pid_t pid) {
-    if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
-    char path[32];
-    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return true;
-    char buffer[512];
-    ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
-    ::close(fd);
-    if (n <= 0) return true;
-    buffer[n] = '\0';
-    const char* paren = std::strrchr(buffer, ')');  // the name may hold anything
-    return !paren || paren[1] != ' ' || paren[2] == 'Z' || paren[2] == 'X';
-}
-
 void sleep_us(int64_t us) {
     timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>((us % 1000000) * 1000)};
     ::nanosleep(&ts, nullptr);
@@ -233,13 +217,15 @@ constexpr int64_t kPlanWaitUs = 3 * 1000000LL;
 // A removed replica's masters stop no sooner than this after the restart:
 // children of the old generation may still be sending it requests.
 constexpr int64_t kRetireGraceUs = 2 * 1000000LL;
+// A prepare request whose sequence counter stays odd this long is cleared.
+constexpr int64_t kStuckRequestUs = 1000000;
 
 class Supervisor {
 public:
     Supervisor(server_rec* s, const SupervisorPlan& plan, int plan_fd)
-        : s_(s), drain_timeout_us_(plan.drain_timeout_us), shared_(shared_state()),
+        : s_(s), drain_timeout_us_(plan.drain_timeout_us), shared_(writer_.state()),
           plan_fd_(plan_fd) {
-        generation_seen_ = shared_.block()->header.config_generation.load();
+        generation_seen_ = shared_.config_generation();
         for (const ReplicaPlan& r : plan.replicas) add_job(r);
         int adopted = 0;
         for (Job& j : jobs_) adopted += adopt_running_masters(j, now_us());
@@ -259,6 +245,7 @@ public:
             for (Job& j : jobs_) check_ready(j, now);
             advance_replacement(now);
             advance_retirements(now);
+            escalate_stops(now_us());
             for (Job& j : jobs_) check_health(j, now_us());
             wait_for_pings(kTickUs);
         }
@@ -267,19 +254,43 @@ public:
     }
 
 private:
+    // The member's figures children write (untrusted: counts and requests)
+    // and the ones only this process writes (lifecycle, pid, release).
     ReplicaSlot& slot(MemberRun& m) { return shared_.slot(m.slot); }
+    TrustedSlot& trusted(MemberRun& m) { return shared_.trusted_rw(m.slot); }
+
+    // In-flight requests on a member as httpd's children count them. A
+    // child can write any value there, so it only times a stop this process
+    // decided anyway (never earlier than "empty", never later than the
+    // drain timeout); a negative count reads as empty.
+    int64_t in_flight_hint(MemberRun& m) {
+        int64_t n = slot(m).in_flight.load();
+        return n < 0 ? 0 : n;
+    }
 
     // After a supervisor died, its successor finds the masters it left in
-    // the shared slots: the serving one (ready, else the primary) stays and
+    // the trusted block: the serving one (ready, else the primary) stays and
     // is watched; any other (a replacement or a draining master) is stopped.
+    // A recorded master is taken over only if the process with its pid is
+    // still that master (same start time, its own session): a pid reused
+    // since is somebody else's process and is left alone.
     int adopt_running_masters(Job& j, int64_t now) {
         if (!j.supervised) return 0;
         int keep = -1;
-        std::vector<pid_t> alive(j.members.size(), 0);
+        std::vector<std::optional<MasterHandle>> alive(j.members.size());
         for (size_t i = 0; i < j.members.size(); ++i) {
-            pid_t pid = slot(j.members[i]).pid.load();
-            if (pid <= 0 || process_gone(pid)) continue;
-            alive[i] = pid;
+            TrustedSlot& t = trusted(j.members[i]);
+            pid_t pid = t.pid.load();
+            if (pid == 0) continue;
+            alive[i] = hold_adopted(pid, t.pid_start_time.load());
+            if (!alive[i]) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s_, FPMRNO(00062)
+                             "replica '%s' of %s: the recorded master pid %d is not the master "
+                             "that was started there (gone, or the pid was reused): not taken over",
+                             j.name().c_str(), j.vhost.c_str(), static_cast<int>(pid));
+                t.pid.store(0);
+                continue;
+            }
             if (keep < 0 || (state(j.members[i]) == ReplicaState::Ready &&
                              state(j.members[keep]) != ReplicaState::Ready)) {
                 keep = static_cast<int>(i);
@@ -289,10 +300,11 @@ private:
         for (size_t i = 0; i < j.members.size(); ++i) {
             if (!alive[i]) continue;
             MemberRun& m = j.members[i];
-            m.pid = alive[i];
+            m.master = *alive[i];
+            m.pid = m.master.pid();
             m.adopted = true;
             m.started_us = now;
-            m.release = read_slot_release(slot(m));
+            m.release = read_slot_release(trusted(m)).value_or("");
             ++adopted;
             if (static_cast<int>(i) != keep) stop_member(m, now);
         }
@@ -423,8 +435,8 @@ private:
                 if (!m.pid) continue;
                 running = true;
                 if (!j.supervised || m.stopping || now < j.retire_after_us) continue;
-                if (slot(m).in_flight.load() <= 0 || now >= j.retire_deadline_us) {
-                    stop_member(m, now);
+                if (in_flight_hint(m) == 0 || now >= j.retire_deadline_us) {
+                    stop_member(m, now, true);
                 }
             }
             if (running && j.supervised) {
@@ -437,14 +449,15 @@ private:
             it = jobs_.erase(it);
         }
     }
-    void set_state(MemberRun& m, ReplicaState st) { slot(m).state.store(static_cast<uint32_t>(st)); }
-    ReplicaState state(MemberRun& m) { return static_cast<ReplicaState>(slot(m).state.load()); }
+    void set_state(MemberRun& m, ReplicaState st) { trusted(m).lifecycle.store(static_cast<uint32_t>(st)); }
+    ReplicaState state(MemberRun& m) { return static_cast<ReplicaState>(trusted(m).lifecycle.load()); }
+    void set_health(MemberRun& m, HealthState h) { trusted(m).health.store(static_cast<uint32_t>(h)); }
 
     pid_t start_member(Job& j, MemberRun& m, int64_t now, const std::string* release = nullptr) {
         j.request.release_dir = release ? *release : resolve_release(j.release_symlink);
         if (j.namespace_mode() && j.request.release_dir.empty()) return 0;  // dangling: wait
         m.release = j.request.release_dir;
-        write_slot_release(slot(m), m.release);
+        write_slot_release(trusted(m), m.release);
         ensure_socket_directory(m.socket, s_);
         if (m.status) ensure_socket_directory(*m.status, s_);
         if (j.request.replica.probe) ensure_socket_directory(*j.request.replica.probe, s_);
@@ -453,14 +466,18 @@ private:
         req.replica.status = m.status;
         pid_t pid = start_replica(plan_spawn(req));
         if (pid <= 0) return 0;
+        m.master = hold_child(pid);
         m.pid = pid;
         m.adopted = false;
         m.started_us = now;
         m.stopping = false;
+        m.kill_at_us = 0;
         m.failed_checks = m.passed_checks = 0;
         m.health_failed = false;
-        slot(m).pid.store(pid);
+        trusted(m).pid_start_time.store(m.master.identity.start_time);
+        trusted(m).pid.store(pid);
         slot(m).retry_at_us.store(0);
+        set_health(m, HealthState::Unknown);
         set_state(m, ReplicaState::Starting);
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00029)
                      "started replica '%s' of %s on %s: pid %d%s%s", j.name().c_str(),
@@ -469,21 +486,35 @@ private:
         return pid;
     }
 
+    // Our children are seen exiting with WNOWAIT first: while the zombie
+    // is not reaped its pid (and so its process group number) cannot be
+    // reused, so the SIGKILL to what is left of its group cannot hit anyone
+    // else's processes. Only then is it reaped.
     void reap(int64_t now) {
-        int status;
-        for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+        for (;;) {
+            siginfo_t info{};
+            if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) break;
+            pid_t pid = info.si_pid;
+            int status = 0;
+            bool ours = false;
             for (Job& j : jobs_) {
                 for (size_t mi = 0; mi < j.members.size(); ++mi) {
-                    if (j.members[mi].pid == pid) on_member_exit(j, mi, status, now);
+                    if (j.members[mi].pid != pid || j.members[mi].adopted) continue;
+                    ours = true;
+                    kill_group(j.members[mi].master);  // workers of a master that is gone
+                    ::waitpid(pid, &status, 0);
+                    on_member_exit(j, mi, status, now);
                 }
             }
+            if (!ours) ::waitpid(pid, &status, 0);  // not a master (or already forgotten)
         }
-        // Adopted masters are not our children: gone is gone (exit status
-        // unknown; reported as 0).
+        // Adopted masters are not our children: their pidfd says they are
+        // gone (exit status unknown; reported as 0).
         for (Job& j : jobs_) {
             for (size_t mi = 0; mi < j.members.size(); ++mi) {
                 MemberRun& m = j.members[mi];
-                if (m.adopted && m.pid && process_gone(m.pid)) {
+                if (m.adopted && m.pid && exited(m.master)) {
+                    kill_group(m.master);
                     on_member_exit(j, mi, 0, now);
                 }
             }
@@ -493,11 +524,14 @@ private:
     void on_member_exit(Job& j, size_t mi, int status, int64_t now) {
         MemberRun& m = j.members[mi];
         pid_t pid = m.pid;
-        ::kill(-pid, SIGKILL);  // workers of a master that is gone
+        release(m.master);
+        m.master = MasterHandle{};
         m.pid = 0;
         m.adopted = false;
+        m.kill_at_us = 0;
         m.ping.reset();
-        slot(m).pid.store(0);
+        trusted(m).pid.store(0);
+        trusted(m).pid_start_time.store(0);
         if (m.stopping) {
             set_state(m, ReplicaState::Stopped);
             if (j.phase == Job::Phase::DrainingOld && static_cast<int>(mi) == j.active) {
@@ -549,7 +583,7 @@ private:
     // restart action replaces one; in namespace mode, a flipped release
     // symlink replaces every replica serving another release.
     void notice_replacement_requests(int64_t now) {
-        uint32_t generation = shared_.block()->header.config_generation.load();
+        uint32_t generation = shared_.config_generation();
         bool restarted = generation != generation_seen_;
         generation_seen_ = generation;
         if (restarted) reconfigure(generation, now);
@@ -575,7 +609,7 @@ private:
 
     std::atomic<uint64_t>* failed_release_flag(Job& j) {
         int index = shared_.find_release(j.release_symlink);
-        return index < 0 ? nullptr : &shared_.release_slot(index).failed_release_hash;
+        return index < 0 ? nullptr : &shared_.trusted_release_rw(index).failed_release_hash;
     }
 
     void remember_failed_release(Job& j, MemberRun& m, int64_t now) {
@@ -600,12 +634,8 @@ private:
             return;
         }
         const HealthCheckSpec& h = *j.health;
-        const uint32_t ready = static_cast<uint32_t>(ReplicaState::Ready);
-        const uint32_t failed = static_cast<uint32_t>(ReplicaState::Failed);
         for (MemberRun& m : j.members) {
-            uint32_t st = slot(m).state.load();
-            if ((j.supervised && (!m.pid || m.stopping)) ||
-                (st != ready && !(m.health_failed && st == failed))) {
+            if ((j.supervised && (!m.pid || m.stopping)) || state(m) != ReplicaState::Ready) {
                 if (m.ping && m.ping_for_health) m.ping.reset();
                 continue;
             }
@@ -616,17 +646,18 @@ private:
             FcgiPingClient::Result result = m.ping->advance(now_us());
             if (result == FcgiPingClient::Result::Pending) continue;
             int64_t ended = now_us();
-            slot(m).check_latency_us.store(ended - m.ping_started_us);
+            trusted(m).check_latency_us.store(ended - m.ping_started_us);
             m.next_check_us = ended + h.interval_us;
             m.ping.reset();
             bool ok = result == FcgiPingClient::Result::Answered;
             if (ok) {
                 m.failed_checks = 0;
                 ++m.passed_checks;
-                uint32_t expected = failed;
-                if (m.health_failed && m.passed_checks >= h.passes &&
-                    slot(m).state.compare_exchange_strong(expected, ready)) {
+                if (!m.health_failed) {
+                    set_health(m, HealthState::Passing);
+                } else if (m.passed_checks >= h.passes) {
                     m.health_failed = false;
+                    set_health(m, HealthState::Passing);
                     slot(m).retry_at_us.store(0);
                     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00045)
                                  "replica '%s' of %s on %s passes its health checks again: back "
@@ -637,18 +668,14 @@ private:
             }
             m.passed_checks = 0;
             ++m.failed_checks;
-            uint32_t expected = ready;
-            if (!m.health_failed && m.failed_checks >= h.fails &&
-                slot(m).state.compare_exchange_strong(expected, failed)) {
+            if (!m.health_failed && m.failed_checks >= h.fails) {
                 m.health_failed = true;
+                set_health(m, HealthState::Failing);
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00044)
                              "replica '%s' of %s on %s failed %d health checks in a row: out of "
                              "rotation%s", j.name().c_str(), j.vhost.c_str(), m.socket.text().c_str(),
                              m.failed_checks, j.supervised ? "; restarting it" : "");
-                if (j.supervised && m.pid) {
-                    ::kill(-m.pid, SIGKILL);
-                    ::kill(m.pid, SIGKILL);
-                }
+                if (j.supervised && m.pid) kill_group(m.master);
             }
         }
     }
@@ -671,7 +698,7 @@ private:
             j.next_start_us = now + RestartBackoff::kFirstDelayUs;
             return;
         }
-        if (j.ever_started) slot(j.members[0]).restarts.fetch_add(1);
+        if (j.ever_started) trusted(j.members[0]).restarts.fetch_add(1);
         j.ever_started = true;
     }
 
@@ -791,21 +818,33 @@ private:
             j.phase = Job::Phase::Idle;
         } else if (j.phase == Job::Phase::DrainingOld) {
             MemberRun& old = j.current();
-            bool empty = slot(old).in_flight.load() <= 0;
+            bool empty = in_flight_hint(old) == 0;
             if (!old.stopping && (empty || now >= j.phase_deadline_us)) {
                 if (!empty) {
                     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s_, FPMRNO(00040)
                                  "replica '%s' of %s: old master (pid %d) still has %" APR_INT64_T_FMT
                                  " requests after the drain timeout; stopping it anyway",
                                  j.name().c_str(), j.vhost.c_str(), old.pid,
-                                 static_cast<apr_int64_t>(slot(old).in_flight.load()));
+                                 static_cast<apr_int64_t>(in_flight_hint(old)));
                 }
-                stop_member(old, now);
+                stop_member(old, now, true);
             }
         }
-        for (Job& job : jobs_) {
-            for (MemberRun& m : job.members) {
-                if (m.pid && m.stopping && now >= m.kill_at_us) ::kill(-m.pid, SIGKILL), ::kill(m.pid, SIGKILL);
+    }
+
+    // Every stop escalates: a master asked to stop that is still there when
+    // its deadline passes (a request that never ends, a client trickling a
+    // body) is killed with its workers, whichever path stopped it.
+    void escalate_stops(int64_t now) {
+        for (Job& j : jobs_) {
+            for (MemberRun& m : j.members) {
+                if (!m.pid || !m.stopping || m.kill_at_us == 0 || now < m.kill_at_us) continue;
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s_, FPMRNO(00063)
+                             "replica '%s' of %s: master pid %d did not stop within %ds of being "
+                             "asked to: killed with its workers", j.name().c_str(), j.vhost.c_str(),
+                             m.pid, static_cast<int>((now - m.stop_asked_us) / 1000000));
+                kill_group(m.master);
+                m.kill_at_us = 0;  // once; its exit is reaped as usual
             }
         }
     }
@@ -819,42 +858,85 @@ private:
             if (flag && flag->load() == served) flag->store(0);
         }
         j.phase = Job::Phase::Idle;
-        slot(j.members[0]).restarts.fetch_add(1);
+        trusted(j.members[0]).restarts.fetch_add(1);
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00041)
                      "replica '%s' of %s replaced: pid %d on %s serves", j.name().c_str(),
                      j.vhost.c_str(), j.current().pid, j.current().socket.text().c_str());
     }
 
-    ReleaseSlot* release_slot_of(Job& j) {
+    TrustedRelease* release_slot_of(Job& j) {
         int index = shared_.find_release(j.release_symlink);
-        return index < 0 ? nullptr : &shared_.release_slot(index);
+        return index < 0 ? nullptr : &shared_.trusted_release_rw(index);
     }
 
     void set_prepare_state(Job& j, PrepareState st) {
-        if (ReleaseSlot* rs = release_slot_of(j)) rs->prepare_state.store(static_cast<uint32_t>(st));
+        if (TrustedRelease* rs = release_slot_of(j)) rs->prepare_state.store(static_cast<uint32_t>(st));
+    }
+
+    // The release a prepare request names, read from the open block as
+    // untrusted input: nullopt while it cannot be read consistently. A
+    // sequence counter left odd (a child died mid-write, or forged it) is
+    // logged once and cleared after kStuckRequestUs, so later requests work.
+    std::optional<std::string> read_prepare_request(Job& j, ReleaseSlot& open, int64_t now) {
+        std::optional<std::string> text =
+            read_locked_string(open.requested_seq, open.requested, kReleaseLength);
+        if (text) {
+            stuck_requests_.erase(j.release_symlink);
+            return text;
+        }
+        uint32_t seq = open.requested_seq.load();
+        auto [it, fresh] = stuck_requests_.try_emplace(j.release_symlink, StuckRequest{seq, now});
+        if (fresh || it->second.seq != seq) {
+            it->second = StuckRequest{seq, now};
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s_, FPMRNO(00064)
+                         "the deploy preparation request of %s cannot be read (its write never "
+                         "finished, or the shared memory was written by something else): ignored",
+                         j.release_symlink.c_str());
+        } else if (now - it->second.since_us >= kStuckRequestUs &&
+                   clear_stuck_string(open.requested_seq, seq, open.requested, kReleaseLength)) {
+            stuck_requests_.erase(it);
+        }
+        return std::nullopt;
     }
 
     // status action=prepare: one master on the requested release, on the
-    // spare member of the first replica that does not serve it yet.
+    // spare member of the first replica that does not serve it yet. The
+    // request comes from an httpd child: the release is validated again here
+    // (the one release validation, and it must be a release of this
+    // vhost's symlink) before it becomes a helper's --release.
     void handle_prepare_requests(int64_t now) {
         for (Job& j : jobs_) {
             if (!j.supervised || j.retiring || !j.namespace_mode()) continue;
-            ReleaseSlot* rs = release_slot_of(j);
-            if (!rs) continue;
-            uint32_t requests = rs->prepare_requests.load();
+            int index = shared_.find_release(j.release_symlink);
+            if (index < 0) continue;
+            TrustedRelease& rs = shared_.trusted_release_rw(index);
+            ReleaseSlot& open = shared_.release_slot(index);
+            uint32_t requests = open.prepare_requests.load();
             auto seen = prepare_seen_.find(j.release_symlink);
             if (seen == prepare_seen_.end()) {
                 prepare_seen_[j.release_symlink] = requests;
+                rs.prepare_handled.store(requests);
                 continue;
             }
             if (seen->second == requests) continue;
-            std::string target = read_locked_string(rs->prepared_seq, rs->prepared, kReleaseLength);
+            std::optional<std::string> requested = read_prepare_request(j, open, now);
+            if (!requested) continue;
+            std::string why;
+            std::optional<std::string> valid = validate_prepared_release(j.release_symlink, *requested, &why);
+            if (!valid) {
+                seen->second = requests;
+                rs.prepare_handled.store(requests);
+                rs.prepare_state.store(static_cast<uint32_t>(PrepareState::Failed));
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00065)
+                             "deploy preparation for %s refused: %s", j.vhost.c_str(), why.c_str());
+                continue;
+            }
+            const std::string& target = *valid;
             Job* chosen = nullptr;
             bool busy = false;
             for (Job& k : jobs_) {
                 if (!k.supervised || k.retiring || k.release_symlink != j.release_symlink) continue;
                 if (k.phase == Job::Phase::Prepared && k.spare().release == target) {
-                    rs->prepare_state.store(static_cast<uint32_t>(PrepareState::Ready));
                     chosen = &k;
                     break;
                 }
@@ -865,17 +947,23 @@ private:
                 continue;  // a replacement is running: the request waits for it (state starting)
             }
             seen->second = requests;
-            if (chosen && chosen->phase == Job::Phase::Prepared) continue;
-            if (!chosen) {  // every replica already serves it
-                rs->prepare_state.store(static_cast<uint32_t>(PrepareState::Ready));
+            rs.prepare_handled.store(requests);
+            write_locked_string(rs.prepared_seq, rs.prepared, kReleaseLength, target);
+            if (chosen && chosen->phase == Job::Phase::Prepared) {
+                rs.prepare_state.store(static_cast<uint32_t>(PrepareState::Ready));
                 continue;
             }
+            if (!chosen) {  // every replica already serves it
+                rs.prepare_state.store(static_cast<uint32_t>(PrepareState::Ready));
+                continue;
+            }
+            rs.prepare_state.store(static_cast<uint32_t>(PrepareState::Starting));
             if (chosen->members.size() < 2 || !start_member(*chosen, chosen->spare(), now, &target)) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00050)
                              "cannot prepare release %s for %s: the replica has no alternate "
                              "socket (tcp:) or its master could not be forked", target.c_str(),
                              j.vhost.c_str());
-                rs->prepare_state.store(static_cast<uint32_t>(PrepareState::Failed));
+                rs.prepare_state.store(static_cast<uint32_t>(PrepareState::Failed));
                 continue;
             }
             chosen->phase = Job::Phase::Preparing;
@@ -883,14 +971,22 @@ private:
         }
     }
 
-    // php-fpm's graceful stop; SIGKILL after kStopGraceUs (advance_replacement).
-    void stop_member(MemberRun& m, int64_t now) {
+    // php-fpm's graceful stop (SIGQUIT: workers finish their request), and
+    // the deadline escalate_stops() kills it at. A master stopped at once
+    // (a restart in place, a cancelled prepare, a master not in the plan)
+    // gets the drain timeout to finish its requests; one whose requests had
+    // that time already (`drained`: a replacement's old master, a removed
+    // replica) gets kStopGraceUs more at most, to exit.
+    void stop_member(MemberRun& m, int64_t now, bool drained = false) {
         m.ping.reset();
         if (!m.pid) return;
-        m.stopping = true;
-        m.kill_at_us = now + kStopGraceUs;
+        if (!m.stopping) {
+            m.stopping = true;
+            m.stop_asked_us = now;
+            m.kill_at_us = now + (drained ? std::min(kStopGraceUs, drain_timeout_us_) : drain_timeout_us_);
+        }
         set_state(m, ReplicaState::Draining);
-        ::kill(m.pid, SIGQUIT);
+        signal_master(m.master, SIGQUIT);
     }
 
     // httpd is stopping: php-fpm's graceful stop for every master, then
@@ -919,12 +1015,12 @@ private:
                     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s_, FPMRNO(00031)
                                  "replica '%s' (pid %d) did not stop within the drain timeout: "
                                  "killed", j.name().c_str(), m.pid);
-                    ::kill(-m.pid, SIGKILL);
-                    ::kill(m.pid, SIGKILL);
-                    ::waitpid(m.pid, nullptr, 0);
+                    kill_group(m.master);
+                    if (!m.adopted) ::waitpid(m.pid, nullptr, 0);
+                    release(m.master);
                     m.pid = 0;
                 }
-                slot(m).pid.store(0);
+                trusted(m).pid.store(0);
                 set_state(m, ReplicaState::Stopped);
             }
         }
@@ -933,11 +1029,17 @@ private:
     server_rec* s_;
     std::vector<Job> jobs_;
     int64_t drain_timeout_us_;
-    SharedState shared_;
+    TrustedWriter writer_;      // this process's read-write mapping of the trusted block
+    SharedState shared_;        // both blocks; writes the trusted one through writer_
     int plan_fd_;               // read end of the pipe from the httpd parent; -1 when closed
     PlanFrames plan_frames_;    // what was read from it
     uint32_t generation_seen_ = 0;
     std::map<std::string, uint32_t> prepare_seen_;  // release symlink -> prepare_requests seen
+    struct StuckRequest {
+        uint32_t seq;      // the odd counter value seen
+        int64_t since_us;  // first seen at
+    };
+    std::map<std::string, StuckRequest> stuck_requests_;  // release symlink -> unreadable request
 };
 
 }  // namespace

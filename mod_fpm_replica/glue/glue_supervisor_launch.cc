@@ -192,7 +192,7 @@ pid_t fork_supervisor(server_rec* main_server, const SupervisorPlan& plan,
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        close_all_but({log_fd, plan_pipe[0]});
+        close_all_but({log_fd, plan_pipe[0], trusted_block_descriptor()});
         run_supervisor(main_server, plan, plan_pipe[0]);
     }
     if (plan_pipe[0] >= 0) ::close(plan_pipe[0]);

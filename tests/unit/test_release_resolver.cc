@@ -196,3 +196,31 @@ TEST_CASE("path helpers", "[release]") {
     CHECK(rebase_path("/srv/app/current", "/srv/app/current", "/srv/r/2") == "/srv/r/2");
     CHECK(rebase_path("/x/y", "/", "/r") == "/r/x/y");
 }
+
+TEST_CASE("a prepared release must be a release beside the current one", "[release]") {
+    TempTree t;
+    std::string r1 = t.mkdir("app/releases/r1");
+    std::string r2 = t.mkdir("app/releases/r2");
+    t.mkdir("app/shared");
+    t.mkdir("other/releases/x");
+    t.link("releases/r1", "app/current");
+    t.link("../other/releases/x", "app/releases/sneaky");
+    std::string link = t.root + "/app/current";
+    std::string why;
+    CHECK(validate_prepared_release(link, r2, &why) == r2);
+    CHECK(validate_prepared_release(link, t.root + "/app/releases/r2/", &why) == r2);
+    CHECK(validate_prepared_release(link, r1, &why) == r1);
+    CHECK_FALSE(validate_prepared_release(link, "/etc", &why));
+    CHECK(why.find("is not a directory in " + t.root + "/app/releases") != std::string::npos);
+    CHECK_FALSE(validate_prepared_release(link, t.root + "/app/shared", &why));
+    CHECK_FALSE(validate_prepared_release(link, t.root + "/app/releases", &why));
+    CHECK_FALSE(validate_prepared_release(link, t.root + "/app/releases/sneaky", &why));  // a link out
+    CHECK_FALSE(validate_prepared_release(link, t.root + "/app/releases/missing", &why));
+    CHECK(why.find("is dangling") != std::string::npos);
+    CHECK_FALSE(validate_prepared_release(link, "releases/r2", &why));
+    CHECK(why.find("not an absolute path") != std::string::npos);
+    CHECK_FALSE(validate_prepared_release(link, "", &why));
+    t.link("releases/gone", "app/current");
+    CHECK_FALSE(validate_prepared_release(link, r2, &why));
+    CHECK(why.find("nothing to prepare against") != std::string::npos);
+}

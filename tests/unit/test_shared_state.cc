@@ -1,6 +1,8 @@
-// Shared block: formatting, slot binding across generations, concurrency.
+// Shared blocks: formatting, slot binding across generations, concurrency,
+// and sequence-locked strings that hostile writers cannot turn into a hang.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -11,56 +13,104 @@ using namespace fpmr;
 
 namespace {
 struct Memory {
-    std::unique_ptr<unsigned char[]> bytes{new unsigned char[SharedState::bytes_needed()]};
-    void* data() { return bytes.get(); }
+    std::unique_ptr<unsigned char[]> open{new unsigned char[SharedState::bytes_needed()]};
+    std::unique_ptr<unsigned char[]> trusted{new unsigned char[SharedState::trusted_bytes_needed()]};
+    SharedState format(std::string_view nonce = "n") {
+        return SharedState::format(open.get(), SharedState::bytes_needed(), trusted.get(),
+                                   SharedState::trusted_bytes_needed(), nonce);
+    }
+    SharedState reader() {
+        return SharedState::adopt(open.get(), SharedState::bytes_needed(), trusted.get(),
+                                  SharedState::trusted_bytes_needed());
+    }
 };
 }  // namespace
 
 TEST_CASE("format, adopt and nonce", "[shared]") {
     Memory m;
-    auto st = SharedState::format(m.data(), SharedState::bytes_needed(), "00ff00ff00ff00ff00ff00ff00ff00ff");
+    auto st = m.format("00ff00ff00ff00ff00ff00ff00ff00ff");
     REQUIRE(st.valid());
+    CHECK(st.writable());
     CHECK(st.nonce() == "00ff00ff00ff00ff00ff00ff00ff00ff");
-    CHECK(SharedState::adopt(m.data(), SharedState::bytes_needed()).valid());
-    CHECK_FALSE(SharedState::adopt(m.data(), 16).valid());
-    m.bytes[0] ^= 0xff;  // not our magic any more
-    CHECK_FALSE(SharedState::adopt(m.data(), SharedState::bytes_needed()).valid());
-    CHECK_FALSE(SharedState::format(m.data(), 10, "x").valid());
+    auto r = m.reader();
+    CHECK(r.valid());
+    CHECK_FALSE(r.writable());  // a child's view: no way to the trusted block for writing
+    CHECK(r.nonce() == st.nonce());
+    CHECK(r.writer(m.trusted.get(), SharedState::trusted_bytes_needed()).writable());
+    CHECK_FALSE(r.writer(m.trusted.get(), 16).valid());
+    CHECK_FALSE(SharedState::adopt(m.open.get(), 16, m.trusted.get(), SharedState::trusted_bytes_needed()).valid());
+    m.open[0] ^= 0xff;  // not our magic any more
+    CHECK_FALSE(m.reader().valid());
+    m.open[0] ^= 0xff;
+    m.trusted[0] ^= 0xff;
+    CHECK_FALSE(m.reader().valid());
+    CHECK_FALSE(SharedState::format(m.open.get(), 10, m.trusted.get(), 10, "x").valid());
 }
 
 TEST_CASE("a key keeps its slot and its state across generations", "[shared]") {
     Memory m;
-    auto st = SharedState::format(m.data(), SharedState::bytes_needed(), "n");
+    auto st = m.format();
     int a = st.claim("v|a", 1, ReplicaState::Ready);
     int b = st.claim("v|b", 1, ReplicaState::Ready);
     REQUIRE(a >= 0);
     REQUIRE(b >= 0);
     CHECK(a != b);
-    st.slot(a).state = static_cast<uint32_t>(ReplicaState::Draining);
+    st.trusted_rw(a).lifecycle = static_cast<uint32_t>(ReplicaState::Draining);
     st.slot(a).in_flight = 3;
+    st.slot(a).admin_drained = 1;
 
     // Graceful restart: generation 2 keeps a, drops b, adds c.
     CHECK(st.claim("v|a", 2, ReplicaState::Ready) == a);
     int c = st.claim("v|c", 2, ReplicaState::Ready);
     st.retire_unclaimed(2);
-    CHECK(st.slot(a).state.load() == static_cast<uint32_t>(ReplicaState::Draining));
+    CHECK(st.trusted(a).lifecycle.load() == static_cast<uint32_t>(ReplicaState::Draining));
     CHECK(st.slot(a).in_flight.load() == 3);
+    CHECK(st.slot(a).admin_drained.load() == 1);  // the operator's drain outlives the restart
     CHECK(c != a);
     CHECK(c != b);  // a never-used slot is preferred over a just-retired one
-    CHECK(st.slot(b).in_use.load() == 0);
+    CHECK(st.trusted(b).in_use.load() == 0);
 
     // b comes back later: it gets a fresh slot, state and counters reset.
     int b2 = st.claim("v|b", 3, ReplicaState::Ready);
     CHECK(st.slot(b2).in_flight.load() == 0);
-    CHECK(st.slot(b2).state.load() == static_cast<uint32_t>(ReplicaState::Ready));
+    CHECK(st.trusted(b2).lifecycle.load() == static_cast<uint32_t>(ReplicaState::Ready));
 
     st.reset_in_flight();
     CHECK(st.slot(a).in_flight.load() == 0);
 }
 
+TEST_CASE("only a writer claims slots", "[shared]") {
+    Memory m;
+    m.format();
+    auto r = m.reader();
+    CHECK(r.claim("v|a", 1, ReplicaState::Ready) == -1);
+    CHECK(r.claim_release("/srv/a/current") == -1);
+}
+
+TEST_CASE("the state steering obeys is derived from parts with one writer each", "[shared]") {
+    using S = ReplicaState;
+    using H = HealthState;
+    CHECK(effective_state(S::Ready, H::Unknown, false, 0) == S::Ready);
+    CHECK(effective_state(S::Ready, H::Passing, false, 0) == S::Ready);
+    CHECK(effective_state(S::Ready, H::Failing, false, 0) == S::Failed);
+    CHECK(effective_state(S::Ready, H::Passing, true, 0) == S::Draining);
+    CHECK(effective_state(S::Ready, H::Passing, false, 5) == S::Failed);
+    CHECK(effective_state(S::Starting, H::Passing, true, 0) == S::Starting);
+    CHECK(effective_state(S::Stopped, H::Failing, false, 0) == S::Stopped);
+    Memory m;
+    auto st = m.format();
+    int a = st.claim("v|a", 1, ReplicaState::Ready);
+    CHECK(st.state_of(a) == S::Ready);
+    st.slot(a).admin_drained = 1;
+    CHECK(st.state_of(a) == S::Draining);
+    st.slot(a).admin_drained = 0;
+    st.trusted_rw(a).health = static_cast<uint32_t>(H::Failing);
+    CHECK(st.state_of(a) == S::Failed);
+}
+
 TEST_CASE("slots run out cleanly and retired ones are reused", "[shared]") {
     Memory m;
-    auto st = SharedState::format(m.data(), SharedState::bytes_needed(), "n");
+    auto st = m.format();
     for (size_t i = 0; i < kMaxSlots; ++i) REQUIRE(st.claim("k" + std::to_string(i), 1, ReplicaState::Ready) >= 0);
     CHECK(st.claim("one-too-many", 1, ReplicaState::Ready) == -1);
     CHECK(st.claim(std::string(kSlotKeyLength, 'x'), 1, ReplicaState::Ready) == -1);
@@ -71,7 +121,7 @@ TEST_CASE("slots run out cleanly and retired ones are reused", "[shared]") {
 
 TEST_CASE("in-flight counting is exact under concurrent threads", "[shared]") {
     Memory m;
-    auto st = SharedState::format(m.data(), SharedState::bytes_needed(), "n");
+    auto st = m.format();
     int slot = st.claim("v|a", 1, ReplicaState::Ready);
     std::vector<std::thread> threads;
     for (int t = 0; t < 8; ++t) {
@@ -88,7 +138,7 @@ TEST_CASE("in-flight counting is exact under concurrent threads", "[shared]") {
 
 TEST_CASE("release slots are found again by their symlink path", "[shared]") {
     Memory m;
-    auto st = SharedState::format(m.data(), SharedState::bytes_needed(), "n");
+    auto st = m.format();
     int a = st.claim_release("/srv/a/current");
     int b = st.claim_release("/srv/b/current");
     REQUIRE(a >= 0);
@@ -103,27 +153,67 @@ TEST_CASE("release slots are found again by their symlink path", "[shared]") {
 
 TEST_CASE("a slot's release is never read torn while the supervisor writes it", "[shared]") {
     Memory m;
-    auto st = SharedState::format(m.data(), SharedState::bytes_needed(), "n");
+    auto st = m.format();
     int slot = st.claim("v|a", 1, ReplicaState::Ready);
     const std::string r1 = "/srv/app/releases/2026-11-23T0801";
     const std::string r2 = "/srv/app/releases/r2-" + std::string(100, 'x');
-    write_slot_release(st.slot(slot), r1);
-    CHECK(read_slot_release(st.slot(slot)) == r1);
-    CHECK(st.slot(slot).release_hash.load() == release_hash(r1));
+    REQUIRE(write_slot_release(st.trusted_rw(slot), r1));
+    CHECK(read_slot_release(st.trusted(slot)) == r1);
+    CHECK(st.trusted(slot).release_hash.load() == release_hash(r1));
     CHECK(release_hash("") == 0);
     CHECK(release_hash(r1) != release_hash(r2));
     std::atomic<bool> stop{false};
     std::atomic<long> torn{0}, reads{0};
     std::thread reader([&] {
         while (!stop) {
-            std::string r = read_slot_release(st.slot(slot));
-            if (r != r1 && r != r2) ++torn;
+            std::optional<std::string> r = read_slot_release(st.trusted(slot));
+            if (r && *r != r1 && *r != r2) ++torn;
             ++reads;
         }
     });
-    for (int i = 0; i < 20000; ++i) write_slot_release(st.slot(slot), i % 2 ? r1 : r2);
+    for (int i = 0; i < 20000; ++i) write_slot_release(st.trusted_rw(slot), i % 2 ? r1 : r2);
     stop = true;
     reader.join();
     CHECK(torn == 0);
     CHECK(reads > 0);
+}
+
+TEST_CASE("several writers of one string never interleave", "[shared]") {
+    std::atomic<uint32_t> seq{0};
+    char buffer[kReleaseLength] = {};
+    const std::string a(300, 'a'), b(200, 'b');
+    std::atomic<bool> stop{false};
+    std::atomic<long> torn{0}, refused{0};
+    auto writer = [&](const std::string& text) {
+        while (!stop) {
+            if (!write_locked_string(seq, buffer, sizeof buffer, text)) ++refused;
+        }
+    };
+    std::thread w1(writer, a), w2(writer, b);
+    for (int i = 0; i < 20000; ++i) {
+        std::optional<std::string> r = read_locked_string(seq, buffer, sizeof buffer);
+        if (r && *r != a && *r != b && !r->empty()) ++torn;
+    }
+    stop = true;
+    w1.join();
+    w2.join();
+    CHECK(torn == 0);
+    CHECK((seq.load() & 1u) == 0);
+}
+
+TEST_CASE("a counter left odd makes readers and writers give up, never hang", "[shared]") {
+    std::atomic<uint32_t> seq{0};
+    char buffer[kReleaseLength] = {};
+    REQUIRE(write_locked_string(seq, buffer, sizeof buffer, "/srv/app/releases/r1"));
+    seq.store(seq.load() + 1);  // a writer died mid-write (or memory was forged)
+    auto started = std::chrono::steady_clock::now();
+    CHECK_FALSE(read_locked_string(seq, buffer, sizeof buffer).has_value());
+    CHECK_FALSE(write_locked_string(seq, buffer, sizeof buffer, "/srv/app/releases/r2"));
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+    uint32_t stuck = seq.load();
+    CHECK_FALSE(clear_stuck_string(seq, stuck + 1, buffer, sizeof buffer));  // not what it is
+    REQUIRE(clear_stuck_string(seq, stuck, buffer, sizeof buffer));
+    CHECK(read_locked_string(seq, buffer, sizeof buffer) == std::string());
+    CHECK(write_locked_string(seq, buffer, sizeof buffer, "/srv/app/releases/r2"));
+    CHECK(read_locked_string(seq, buffer, sizeof buffer) == std::string("/srv/app/releases/r2"));
 }

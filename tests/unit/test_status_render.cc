@@ -13,6 +13,8 @@ TEST_CASE("status document has the SPEC's fields, nulls where unknown", "[status
     a.name = "a";
     a.socket = "unix:/run/a.sock";
     a.state = ReplicaState::Draining;
+    a.admin_drained = true;
+    a.health = HealthState::Passing;
     a.pid = 1234;
     a.in_flight = 3;
     a.requests = 10234;
@@ -34,9 +36,10 @@ TEST_CASE("status document has the SPEC's fields, nulls where unknown", "[status
                                      "{\"release\": \"/srv/app/releases/r3\", \"state\": \"ready\"}") !=
           std::string::npos);
     CHECK(json.find("{\"name\": \"a\", \"socket\": \"unix:/run/a.sock\", \"state\": \"draining\", "
-                    "\"release\": null, \"pid\": 1234, \"in_flight\": 3, \"requests\": 10234, "
+                    "\"admin\": \"drained\", \"health\": \"passing\", \"release\": null, \"pid\": 1234, \"in_flight\": 3, \"requests\": 10234, "
                     "\"failures\": 1, \"restarts\": 2}") != std::string::npos);
     CHECK(json.find("\"name\": \"b\\\"x\"") != std::string::npos);
+    CHECK(json.find("\"admin\": \"active\", \"health\": \"unknown\"") != std::string::npos);
     CHECK(json.find("\"release\": \"/srv/app/releases/r2\", \"pid\": null") != std::string::npos);
 }
 

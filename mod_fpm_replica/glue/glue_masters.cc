@@ -1,0 +1,86 @@
+// Signals to php-fpm masters through pidfds and proven identities.
+#include "glue_masters.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace fpmr::glue {
+
+namespace {
+
+int pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int pidfd_send_signal(int pidfd, int sig) {
+#ifdef SYS_pidfd_send_signal
+    return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+#else
+    (void)pidfd;
+    (void)sig;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+}  // namespace
+
+MasterHandle hold_child(pid_t child) {
+    MasterHandle m;
+    m.identity.pid = child;
+    if (std::optional<ProcStat> st = read_proc_stat(child)) m.identity.start_time = st->start_time;
+    m.pidfd = pidfd_open(child);
+    return m;
+}
+
+std::optional<MasterHandle> hold_adopted(pid_t pid, uint64_t start_time) {
+    MasterHandle m;
+    m.identity = {pid, start_time};
+    if (!is_master(m.identity, read_proc_stat(pid))) return std::nullopt;
+    m.pidfd = pidfd_open(pid);
+    // Proven once more with the descriptor held: from here on the pidfd
+    // names this process whatever happens to the number.
+    if (!is_master(m.identity, read_proc_stat(pid)) || exited(m)) {
+        release(m);
+        return std::nullopt;
+    }
+    return m;
+}
+
+void release(MasterHandle& master) {
+    if (master.pidfd >= 0) ::close(master.pidfd);
+    master.pidfd = -1;
+}
+
+bool exited(const MasterHandle& master) {
+    if (master.pidfd >= 0) {
+        pollfd p{master.pidfd, POLLIN, 0};
+        return ::poll(&p, 1, 0) > 0;  // readable once the process has exited
+    }
+    std::optional<ProcStat> st = read_proc_stat(master.pid());
+    return !is_master(master.identity, st) || st->exited();
+}
+
+bool signal_master(const MasterHandle& master, int sig) {
+    if (master.pid() <= 1) return false;
+    if (master.pidfd >= 0) return pidfd_send_signal(master.pidfd, sig) == 0;
+    if (!is_master(master.identity, read_proc_stat(master.pid()))) return false;
+    return ::kill(master.pid(), sig) == 0;
+}
+
+bool kill_group(const MasterHandle& master) {
+    if (!may_signal_group(master.identity, read_proc_stat(master.pid()))) return false;
+    return ::kill(-master.pid(), SIGKILL) == 0;
+}
+
+}  // namespace fpmr::glue
