@@ -115,6 +115,7 @@ void put_replica(Writer& w, const ReplicaPlan& r) {
     w.put(std::string_view(r.request.helper_path));
     w.put(std::string_view(r.request.helper_config));
     w.put(std::string_view(r.release_symlink));
+    w.put(r.drain_timeout_us);
     w.put(static_cast<int64_t>(r.members.size()));
     for (const MemberPlan& m : r.members) {
         w.put(static_cast<int64_t>(m.slot));
@@ -144,7 +145,8 @@ bool get_replica(Reader& r, ReplicaPlan* out) {
     if (!r.get(&spec.name) || !r.get(&spec.socket) || !r.get(&spec.status) ||
         !r.get(&spec.probe) || !r.get(&out->request.stable_path) ||
         !r.get(&out->request.helper_path) || !r.get(&out->request.helper_config) ||
-        !r.get(&out->release_symlink)) {
+        !r.get(&out->release_symlink) || !r.get(&out->drain_timeout_us) ||
+        out->drain_timeout_us < 0) {
         return false;
     }
     size_t members;

@@ -35,6 +35,9 @@ struct ReplicaPlan {
     std::optional<HealthCheckSpec> health;
     SpawnRequest request;    // release_dir is not part of a plan
     std::string release_symlink;
+    // FpmReplicaDrainTimeout of its vhost: how long its old masters may
+    // finish their requests, and when a stop escalates to SIGKILL.
+    int64_t drain_timeout_us = 60 * 1000000LL;
     std::vector<MemberPlan> members;  // [0] primary, [1] alternate (unix sockets)
 
     const std::string& name() const { return request.replica.name; }
@@ -42,7 +45,7 @@ struct ReplicaPlan {
 
 struct SupervisorPlan {
     uint32_t generation = 0;  // httpd's configuration generation it belongs to
-    int64_t drain_timeout_us = 0;
+    int64_t drain_timeout_us = 0;  // the longest of its replicas' (httpd's stop waits for it)
     std::vector<ReplicaPlan> replicas;
 };
 

@@ -80,6 +80,7 @@ struct Job {
     std::optional<HealthCheckSpec> health;
     SpawnRequest request;          // release_dir set by each start, read only there
     std::string release_symlink;   // "" without FpmReplicaRelease
+    int64_t drain_timeout_us = 0;  // its vhost's FpmReplicaDrainTimeout
     std::vector<MemberRun> members;  // [0] primary, [1] alternate (unix sockets)
     int active = 0;
     int64_t next_start_us = 0;
@@ -117,6 +118,7 @@ Job make_job(const ReplicaPlan& plan) {
     j.health = plan.health;
     j.request = plan.request;
     j.release_symlink = plan.release_symlink;
+    j.drain_timeout_us = plan.drain_timeout_us;
     for (const MemberPlan& mp : plan.members) {
         MemberRun run;
         static_cast<MemberPlan&>(run) = mp;
@@ -132,6 +134,7 @@ ReplicaPlan plan_of(const Job& j) {
     plan.health = j.health;
     plan.request = j.request;
     plan.release_symlink = j.release_symlink;
+    plan.drain_timeout_us = j.drain_timeout_us;
     for (const MemberPlan& m : j.members) plan.members.push_back(m);
     return plan;
 }
@@ -143,6 +146,7 @@ void apply_settings(Job& j, const ReplicaPlan& plan) {
     j.health = plan.health;
     j.request = plan.request;
     j.release_symlink = plan.release_symlink;
+    j.drain_timeout_us = plan.drain_timeout_us;
     for (size_t i = 0; i < j.members.size(); ++i) j.members[i].status = plan.members[i].status;
 }
 
@@ -306,7 +310,7 @@ private:
             m.started_us = now;
             m.release = read_slot_release(trusted(m)).value_or("");
             ++adopted;
-            if (static_cast<int>(i) != keep) stop_member(m, now);
+            if (static_cast<int>(i) != keep) stop_member(j, m, now);
         }
         if (keep >= 0) {
             j.active = keep;
@@ -415,7 +419,7 @@ private:
         }
         j.phase = Job::Phase::Idle;
         j.retire_after_us = now + kRetireGraceUs;
-        j.retire_deadline_us = now + std::max(drain_timeout_us_, kRetireGraceUs);
+        j.retire_deadline_us = now + std::max(j.drain_timeout_us, kRetireGraceUs);
         for (MemberRun& m : j.members) {
             if (m.pid && !m.stopping) set_state(m, ReplicaState::Draining);
         }
@@ -436,7 +440,7 @@ private:
                 running = true;
                 if (!j.supervised || m.stopping || now < j.retire_after_us) continue;
                 if (in_flight_hint(m) == 0 || now >= j.retire_deadline_us) {
-                    stop_member(m, now, true);
+                    stop_member(j, m, now, true);
                 }
             }
             if (running && j.supervised) {
@@ -731,7 +735,7 @@ private:
                 set_state(m, ReplicaState::Ready);
                 set_state(j.current(), ReplicaState::Draining);
                 j.phase = Job::Phase::DrainingOld;
-                j.phase_deadline_us = now + drain_timeout_us_;
+                j.phase_deadline_us = now + j.drain_timeout_us;
                 ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s_, FPMRNO(00038)
                              "replica '%s' of %s: new master (pid %d) ready, draining the old "
                              "one (pid %d)", j.name().c_str(), j.vhost.c_str(), m.pid,
@@ -766,12 +770,12 @@ private:
                         // master takes over, the current one drains.
                         set_state(cur, ReplicaState::Draining);
                         j.phase = Job::Phase::DrainingOld;
-                        j.phase_deadline_us = now + drain_timeout_us_;
+                        j.phase_deadline_us = now + j.drain_timeout_us;
                         set_prepare_state(j, PrepareState::None);
                         rolling = &j;
                         break;
                     }
-                    stop_member(j.spare(), now);  // prepared for something else
+                    stop_member(j, j.spare(), now);  // prepared for something else
                     set_prepare_state(j, PrepareState::None);
                     j.phase = Job::Phase::Idle;
                     j.replace_pending = true;
@@ -781,13 +785,13 @@ private:
                     // Not serving: a plain (re)start is the replacement.
                     j.failed = false;
                     j.backoff.reset();
-                    if (cur.pid) stop_member(cur, now);
+                    if (cur.pid) stop_member(j, cur, now);
                     j.next_start_us = now;
                     continue;
                 }
                 if (j.members.size() < 2) {
                     // A tcp replica has no alternate socket: restart in place.
-                    stop_member(cur, now);
+                    stop_member(j, cur, now);
                     j.next_start_us = now;
                     continue;
                 }
@@ -805,7 +809,7 @@ private:
                          "replica '%s' of %s: the master prepared on release %s did not answer "
                          "within %ds", j.name().c_str(), j.vhost.c_str(), j.spare().release.c_str(),
                          static_cast<int>(kStartTimeoutUs / 1000000));
-            stop_member(j.spare(), now);
+            stop_member(j, j.spare(), now);
             set_prepare_state(j, PrepareState::Failed);
             j.phase = Job::Phase::Idle;
         } else if (j.phase == Job::Phase::StartingNew && now >= j.phase_deadline_us) {
@@ -814,7 +818,7 @@ private:
                          "current master keeps serving", j.name().c_str(), j.vhost.c_str(),
                          static_cast<int>(kStartTimeoutUs / 1000000));
             remember_failed_release(j, j.spare(), now);
-            stop_member(j.spare(), now);
+            stop_member(j, j.spare(), now);
             j.phase = Job::Phase::Idle;
         } else if (j.phase == Job::Phase::DrainingOld) {
             MemberRun& old = j.current();
@@ -827,7 +831,7 @@ private:
                                  j.name().c_str(), j.vhost.c_str(), old.pid,
                                  static_cast<apr_int64_t>(in_flight_hint(old)));
                 }
-                stop_member(old, now, true);
+                stop_member(j, old, now, true);
             }
         }
     }
@@ -977,23 +981,24 @@ private:
     // gets the drain timeout to finish its requests; one whose requests had
     // that time already (`drained`: a replacement's old master, a removed
     // replica) gets kStopGraceUs more at most, to exit.
-    void stop_member(MemberRun& m, int64_t now, bool drained = false) {
+    void stop_member(const Job& j, MemberRun& m, int64_t now, bool drained = false) {
         m.ping.reset();
         if (!m.pid) return;
         if (!m.stopping) {
             m.stopping = true;
             m.stop_asked_us = now;
-            m.kill_at_us = now + (drained ? std::min(kStopGraceUs, drain_timeout_us_) : drain_timeout_us_);
+            m.kill_at_us = now + (drained ? std::min(kStopGraceUs, j.drain_timeout_us) : j.drain_timeout_us);
         }
         set_state(m, ReplicaState::Draining);
         signal_master(m.master, SIGQUIT);
     }
 
     // httpd is stopping: php-fpm's graceful stop for every master, then
-    // SIGKILL for whatever is left after the drain timeout.
+    // SIGKILL for whatever is left after its vhost's drain timeout (and,
+    // as a last resort, after the longest of them).
     void stop_all() {
         for (Job& j : jobs_) {
-            for (MemberRun& m : j.members) stop_member(m, now_us());
+            for (MemberRun& m : j.members) stop_member(j, m, now_us());
         }
         int64_t deadline = now_us() + drain_timeout_us_;
         auto running = [&] {
@@ -1006,6 +1011,7 @@ private:
         };
         while (running() && now_us() < deadline) {
             reap(now_us());
+            escalate_stops(now_us());  // each vhost's own drain timeout
             sleep_us(50000);
         }
         for (Job& j : jobs_) {

@@ -89,7 +89,7 @@ bool send_plan(int* fd, const SupervisorPlan& plan, server_rec* s) {
 SupervisorPlan collect_plan(server_rec* main_server) {
     SupervisorPlan plan;
     plan.generation = static_cast<uint32_t>(ap_state_query(AP_SQ_CONFIG_GEN));
-    plan.drain_timeout_us = kDefaultDrainTimeoutUs;
+    plan.drain_timeout_us = 0;
     for (server_rec* s = main_server; s; s = s->next) {
         VhostReplicas* set = replicas_for(s);
         if (!set || set->defined_in != s) continue;
@@ -101,9 +101,9 @@ SupervisorPlan collect_plan(server_rec* main_server) {
             command = split_command(conf->spawn_command, &error);
             if (!command) continue;  // refused at configtest
         }
-        if (conf->drain_timeout_set && conf->drain_timeout_us > plan.drain_timeout_us) {
-            plan.drain_timeout_us = conf->drain_timeout_us;
-        }
+        // Each vhost's own FpmReplicaDrainTimeout, not the longest of all.
+        int64_t drain_us = conf->drain_timeout_set ? conf->drain_timeout_us : kDefaultDrainTimeoutUs;
+        plan.drain_timeout_us = std::max(plan.drain_timeout_us, drain_us);
         for (size_t i = 0; i < set->replicas.size(); ++i) {
             ReplicaPlan r;
             r.vhost = set->vhost_label;
@@ -117,6 +117,7 @@ SupervisorPlan collect_plan(server_rec* main_server) {
                 r.request.helper_config = conf->helper_config ? conf->helper_config : "";
             }
             if (ReleaseConfig* release = release_for(s)) r.release_symlink = release->symlink;
+            r.drain_timeout_us = drain_us;
             for (bool alternate : {false, true}) {
                 int mi = set->member_of(static_cast<int>(i), alternate);
                 if (mi < 0) continue;

@@ -43,6 +43,7 @@ TEST_CASE("a supervisor plan survives its encoding byte for byte", "[plan]") {
     b.request.helper_config = "/etc/fpm-replica/helper.conf";
     b.request.replica.probe = *parse_socket("unix:/run/fpm-replica/b-probe.sock", &error);
     b.health = HealthCheckSpec{500000, 250000, 3, 2, "/ping?full"};
+    b.drain_timeout_us = 20000000;  // its vhost's own FpmReplicaDrainTimeout 20s
     plan.replicas.push_back(b);
     ReplicaPlan tcp = replica("other:8080", "t", 4);
     tcp.supervised = false;
@@ -60,6 +61,8 @@ TEST_CASE("a supervisor plan survives its encoding byte for byte", "[plan]") {
     CHECK(back->drain_timeout_us == 60000000);
     REQUIRE(back->replicas.size() == 3);
     const ReplicaPlan& b2 = back->replicas[1];
+    CHECK(b2.drain_timeout_us == 20000000);
+    CHECK(back->replicas[0].drain_timeout_us == 60000000);
     CHECK(b2.vhost == "app.test:80");
     CHECK(b2.request.command == b.request.command);
     CHECK(b2.request.replica.socket == b.request.replica.socket);

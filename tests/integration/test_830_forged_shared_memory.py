@@ -1,0 +1,226 @@
+"""Hostile code in an httpd child (another module, a PHP extension, a write to
+/proc/self/mem) can change every byte of the child's writable shared mapping.
+The test does it from outside, as root through /proc/<child>/mem, which is
+at least as strong: the root supervisor must act on none of it.
+
+* The trusted block (master pids, releases, lifecycle) cannot be written
+  through a child's mapping at all.
+* Values that look like pids (1, a bystander's) in every counter, a prepare
+  request naming a path outside the releases directory, and a sequence
+  counter left odd: each is refused or logged with its tag, nothing hangs,
+  a new supervisor forced to adopt the masters (SIGKILL of the old one)
+  signals no bystander, and a graceful restart with forged in-flight counts
+  still completes within the drain timeout. Zero failed requests throughout.
+"""
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import time
+
+import pytest
+
+import harness
+from test_800_supervision import all_ready, supervisor_pid
+from test_900_namespace_deploy import deployed, serving  # noqa: F401 (fixture)
+from test_600_helper import setup  # noqa: F401 (fixture)
+
+LAYOUT_TOOL = os.path.join(harness.BUILD_DIR, "fpmr-shared-layout")
+
+
+def layout():
+    return json.loads(subprocess.run([LAYOUT_TOOL], check=True, capture_output=True,
+                                     text=True).stdout)
+
+
+def httpd_children(httpd):
+    """Pids of httpd's worker children (not the supervisor, which runs no requests)."""
+    sup = supervisor_pid(httpd)
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == sup:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == httpd.main_pid:
+            out.append(int(entry))
+    return out
+
+
+def peek(pid, addr, n):
+    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+    try:
+        return os.pread(fd, n, addr)
+    finally:
+        os.close(fd)
+
+
+def poke(pid, addr, data):
+    fd = os.open(f"/proc/{pid}/mem", os.O_RDWR)
+    try:
+        return os.pwrite(fd, data, addr)
+    finally:
+        os.close(fd)
+
+
+def find_mapping(pid, magic, perms):
+    """Start address of the mapping in `pid` with `perms` whose first word is `magic`."""
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            fields = line.split()
+            if fields[1] != perms:
+                continue
+            start = int(fields[0].split("-")[0], 16)
+            try:
+                head = peek(pid, start, 64)
+            except OSError:
+                continue
+            # APR's anonymous shm keeps its size in front of the usable memory.
+            for offset in range(0, 64, 8):
+                if struct.unpack_from("<I", head, offset)[0] == magic:
+                    return start + offset
+    with open(f"/proc/{pid}/maps") as f:
+        maps = [l for l in f.read().splitlines() if l.split()[1].endswith("s")]
+    raise AssertionError(f"no {perms} mapping with magic {magic:#x} in process {pid}: {maps}")
+
+
+def c_string(data):
+    return data.split(b"\0", 1)[0].decode()
+
+
+class Blocks:
+    """A child's view of both shared blocks, addressed by the layout tool."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.l = layout()
+        self.open = find_mapping(pid, self.l["open"]["magic"], "rw-s")
+        self.trusted = find_mapping(pid, self.l["trusted"]["magic"], "r--s")
+
+    def slots_in_use(self):
+        t = self.l["trusted"]
+        out = {}
+        for i in range(256):
+            base = self.trusted + t["slot0"] + i * t["slot_stride"]
+            if struct.unpack("<I", peek(self.pid, base + t["in_use"], 4))[0]:
+                out[i] = c_string(peek(self.pid, base + t["key"], 256))
+        return out
+
+    def release_index(self, symlink):
+        t = self.l["trusted"]
+        for i in range(64):
+            key = c_string(peek(self.pid, self.trusted + t["release0"] + i * t["release_stride"] +
+                                t["release_key"], 256))
+            if key == symlink:
+                return i
+        raise AssertionError(f"no release slot for {symlink}")
+
+    def open_slot(self, i, field):
+        o = self.l["open"]
+        return self.open + o["slot0"] + i * o["slot_stride"] + o[field]
+
+    def trusted_slot(self, i, field):
+        t = self.l["trusted"]
+        return self.trusted + t["slot0"] + i * t["slot_stride"] + t[field]
+
+    def open_release(self, i, field):
+        o = self.l["open"]
+        return self.open + o["release0"] + i * o["release_stride"] + o[field]
+
+
+def bump(blocks, addr):
+    value = struct.unpack("<I", peek(blocks.pid, addr, 4))[0]
+    poke(blocks.pid, addr, struct.pack("<I", value + 1))
+
+
+def test_forged_shared_memory_is_never_acted_on(httpd, deployed):  # noqa: F811
+    setup = deployed
+    httpd.expect_log(r"FPMR00032",          # the supervisor killed by the test
+                     r"FPMR00064",          # the odd sequence counter
+                     r"FPMR00065",          # the prepare path outside the releases
+                     r"FPMR00040",          # forged in-flight: stopped at the drain timeout
+                     r"FPMR00063",          # ... and killed if it lingers
+                     *harness.REPLICA_DOWN_LOG)
+    before = {r["name"]: r["pid"] for r in all_ready(httpd)}
+    first_supervisor = supervisor_pid(httpd)
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    run = httpd.load([("/version.php", 6), ("/static.txt", 2), ("/slow.php?ms=1500", 2)],
+                     duration=30)
+    try:
+        time.sleep(1)
+        child = httpd_children(httpd)[0]
+        blocks = Blocks(child)
+        slots = blocks.slots_in_use()
+        assert len(slots) >= 2, slots
+        serving_slots = [i for i, key in slots.items() if "|a|" in key or "|b|" in key]
+
+        # 1. The trusted block is read-only in the child: not even root,
+        #    through the child's mapping, can write a pid into it.
+        for i in serving_slots:
+            with pytest.raises(OSError):
+                poke(child, blocks.trusted_slot(i, "pid"), struct.pack("<i", 1))
+            with pytest.raises(OSError):
+                poke(child, blocks.trusted_slot(i, "release_seq"), struct.pack("<I", 1))
+        # Nor can the child's mapping be made writable: its descriptor is
+        # closed, and the memfd is root's, 0600.
+        fds = os.listdir(f"/proc/{child}/fd")
+        assert not [fd for fd in fds if "fpm-replica-trusted" in
+                    os.readlink(f"/proc/{child}/fd/{fd}")], "child holds the trusted descriptor"
+
+        # 2. Pid-looking values in every counter the supervisor reads.
+        forged = [1, bystander.pid]
+        for n, i in enumerate(serving_slots):
+            poke(child, blocks.open_slot(i, "in_flight"), struct.pack("<q", forged[n % 2]))
+
+        # 3. A prepare request for a path outside the releases directory.
+        rel = blocks.release_index(os.path.join(setup["app"], "current"))
+        seq_addr = blocks.open_release(rel, "requested_seq")
+        seq = struct.unpack("<I", peek(child, seq_addr, 4))[0]
+        poke(child, blocks.open_release(rel, "requested"), b"/etc\0")
+        poke(child, seq_addr, struct.pack("<I", (seq + 2) & ~1))
+        bump(blocks, blocks.open_release(rel, "prepare_requests"))
+        harness.wait_for(lambda: "FPMR00065" in httpd.read_log(), 10,
+                         what="the forged prepare path refused")
+        assert "/etc" in [l for l in httpd.read_log().splitlines() if "FPMR00065" in l][0]
+
+        # 4. A sequence counter left odd, as by a writer killed mid-write.
+        seq = struct.unpack("<I", peek(child, seq_addr, 4))[0]
+        poke(child, seq_addr, struct.pack("<I", seq | 1))
+        bump(blocks, blocks.open_release(rel, "prepare_requests"))
+        harness.wait_for(lambda: "FPMR00064" in httpd.read_log(), 10,
+                         what="the unreadable request logged")
+        started = time.monotonic()
+        doc = httpd.status()  # a status GET reads the same string: bounded, no hang
+        assert time.monotonic() - started < 2
+        assert doc["replicas"]
+        # The supervisor clears the stuck counter, so later requests work.
+        harness.wait_for(lambda: struct.unpack("<I", peek(child, seq_addr, 4))[0] % 2 == 0, 10,
+                         what="the stuck counter cleared")
+
+        # 5. A new supervisor adopts the masters from the trusted block only.
+        os.kill(first_supervisor, signal.SIGKILL)
+        harness.wait_for(lambda: "took over 2 running php-fpm masters" in httpd.read_log(), 10,
+                         what="a new supervisor taking over")
+        assert {r["name"]: r["pid"] for r in all_ready(httpd)} == before
+        assert bystander.poll() is None, "the bystander was signalled"
+
+        # 6. A rolling restart with forged in-flight counts ends in bounded time.
+        httpd.graceful()
+        harness.wait_for(lambda: (lambda reps: reps if reps and not {
+            r["pid"] for r in reps} & set(before.values()) else None)(all_ready(httpd)), 40,
+            what="every master replaced despite forged in-flight counts")
+        assert bystander.poll() is None, "the bystander was signalled"
+        assert harness.pid_alive(1)
+        result = run.wait()
+    finally:
+        run.kill()
+        bystander.kill()
+        bystander.wait()
+    failed = result.failures()
+    print(f"{result.summary()}; failed {len(failed)}")
+    assert failed == [], failed[:5]

@@ -1,0 +1,129 @@
+"""Every stop escalates: whatever stops a supervised master (a restart in
+place, the retirement of a removed replica, httpd's own stop), a request that
+never finishes cannot keep it running past FpmReplicaDrainTimeout: the
+supervisor SIGKILLs its process group then.
+
+The php-fpm masters here have process_control_timeout = 120s, so php-fpm's
+own escalation cannot be what ends them within the bounds asserted."""
+
+import os
+import re
+import socket
+import time
+
+import harness
+from test_800_supervision import all_ready
+from vhosts import steering_vhost
+
+DRAIN = 3  # FpmReplicaDrainTimeout, seconds
+# Drain timeout, plus the time a master gets to exit after a drained stop,
+# plus a wide margin for a noisy machine; far below php-fpm's 120 s.
+BOUND = 2 * DRAIN + 12
+# The hung request on the other replica still holds an httpd worker when the
+# test stops httpd: httpd's own reclaim warnings (AH00045/AH00046) then.
+ESCALATION_LOG = (r"FPMR00063", r"FPMR00040", r"FPMR00031", r"AH00045", r"AH00046") + \
+    harness.REPLICA_KILLED_LOG
+
+
+def patient_fpm_conf(httpd):
+    """The supervised test configuration, with php-fpm's own stop timeout far away."""
+    with open(harness.FPM_SUPERVISED_CONF) as f:
+        text = f.read()
+    text = re.sub(r"process_control_timeout = \S+", "process_control_timeout = 120s", text)
+    path = os.path.join(httpd.root, "conf", "fpm-patient.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def vhost(httpd, names=("a", "b"), tcp_port=None):
+    spawn = [f'FpmReplicaSpawn "{harness.php_fpm_binary()} --nodaemonize --fpm-config '
+             f'{patient_fpm_conf(httpd)}"', f"FpmReplicaDrainTimeout {DRAIN}s"]
+    body = steering_vhost(httpd, names=names, extra="\n".join(spawn))
+    for name in names:
+        sock = f"unix:{httpd.sock(name)}"
+        if name == "a" and tcp_port:
+            sock = f"tcp:127.0.0.1:{tcp_port}"
+        body = body.replace(f"FpmReplica {name} unix:{httpd.sock(name)}",
+                            f"FpmReplica {name} {sock} status=unix:{httpd.sock(name)}.status")
+    return body
+
+
+def hang(httpd, count):
+    """`count` requests that run for ten minutes, one per replica (least busy
+    first); the sockets are returned so the test can close them."""
+    conns = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", httpd.port), timeout=5)
+        s.sendall(b"GET /slow.php?ms=600000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        conns.append(s)
+        time.sleep(0.3)
+    harness.wait_for(lambda: sum(r["in_flight"] for r in httpd.status()["replicas"]) == count,
+                     10, what="the hung requests in flight")
+    return conns
+
+
+def close_all(conns):
+    for s in conns:
+        s.close()
+
+
+def gone_within(pid, bound):
+    started = time.monotonic()
+    harness.wait_for(lambda: not harness.pid_alive(pid), bound,
+                     what=f"master {pid} stopped within {bound}s")
+    return time.monotonic() - started
+
+
+def test_a_restart_in_place_kills_a_hung_master_at_the_drain_timeout(httpd):
+    # A tcp: replica has no alternate socket: its restart stops it first.
+    httpd.write_config(vhost(httpd, tcp_port=harness.free_port()))
+    httpd.start()
+    before = {r["name"]: r["pid"] for r in harness.wait_for(lambda: all_ready(httpd), 15,
+                                                            what="replicas ready")}
+    httpd.expect_log(*ESCALATION_LOG)
+    conns = hang(httpd, 2)
+    try:
+        assert httpd.control("restart", "a").status == 200
+        took = gone_within(before["a"], BOUND)
+        print(f"hung master stopped {took:.1f}s after the restart")
+        harness.wait_for(lambda: (lambda reps: reps if reps and reps[0]["pid"] != before["a"]
+                                  else None)(all_ready(httpd)), 15, what="a running again")
+        assert "FPMR00063" in httpd.read_log()
+    finally:
+        close_all(conns)
+
+
+def test_a_removed_replica_with_a_hung_request_is_stopped(httpd):
+    httpd.write_config(vhost(httpd))
+    httpd.start()
+    before = {r["name"]: r["pid"] for r in harness.wait_for(lambda: all_ready(httpd), 15,
+                                                            what="replicas ready")}
+    httpd.expect_log(*ESCALATION_LOG)
+    conns = hang(httpd, 2)
+    try:
+        httpd.expect_log(r"FPMR00001")  # one replica left: its warning
+        httpd.write_config(vhost(httpd, names=("a",)))
+        httpd.graceful()
+        took = gone_within(before["b"], BOUND + 2)  # + the retirement's grace for old children
+        print(f"removed replica's hung master stopped {took:.1f}s after the restart")
+        gone_within(before["a"], BOUND)  # a's replacement drained it too
+    finally:
+        close_all(conns)
+
+
+def test_httpd_stop_kills_hung_masters_at_the_drain_timeout(httpd):
+    httpd.write_config(vhost(httpd))
+    httpd.start()
+    before = {r["name"]: r["pid"] for r in harness.wait_for(lambda: all_ready(httpd), 15,
+                                                            what="replicas ready")}
+    httpd.expect_log(*ESCALATION_LOG)
+    conns = hang(httpd, 2)
+    try:
+        started = time.monotonic()
+        httpd.stop(timeout=BOUND)
+        for pid in before.values():
+            harness.wait_for(lambda: not harness.pid_alive(pid), 5, what=f"master {pid} gone")
+        print(f"httpd and its hung masters stopped in {time.monotonic() - started:.1f}s")
+    finally:
+        close_all(conns)
