@@ -114,7 +114,7 @@ def unsafe_cases(setup, tmp):
          "contains '..'"),
         (spawn_args(setup, f"{app}/releases/missing") + ["true"], "does not exist"),
         (spawn_args(setup, f"{app}/releases/afile") + ["true"], "is not a directory"),
-        (spawn_args(setup, f"{app}/releases/escape") + ["true"], "outside every release-root"),
+        (spawn_args(setup, f"{app}/releases/escape") + ["true"], "has a symlink in it"),
         (spawn_args(setup, "/etc") + ["true"], "outside every release-root"),
         (spawn_args(setup, f"{app}/releases") + ["true"], "outside every release-root"),
         (spawn_args(setup, setup["r1"], stable=f"{app}/other") + ["true"], "is not a stable-path of the configuration"),
