@@ -3,7 +3,11 @@
 // does not need dropped. Small and strict in the manner of bubblewrap: every
 // input is checked before anything is touched, every privilege change is a
 // named step that is read back, and failure is one line and a fixed exit code
-// (2: refused input, 1: a system call failed).
+// (2: refused input, 1: a system call failed). Every directory it mounts or
+// mounts over is held by descriptor from the moment it is checked (no
+// symlink followed anywhere), and the mount is made through descriptors.
+// --read-only is accepted for old callers and does nothing: the release is
+// always mounted ro,nosuid,nodev unless helper.conf says writable-release yes.
 //
 //   fpm-replica-helper spawn --release DIR --stable-path DIR [--config FILE]
 //                            [--read-only] -- COMMAND [ARGS...]
@@ -15,10 +19,13 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "held_paths.h"
 #include "helper_rules.h"
 
 extern char** environ;
@@ -38,6 +46,14 @@ using namespace fpmr::helper;
 
 constexpr int kExitFailed = 1;
 constexpr int kExitRefused = 2;
+
+// The test build fpm-replica-helper-fallback takes the paths of a kernel
+// without openat2 and open_tree, so they are tested on this one.
+#ifdef FPMR_HELPER_FORCE_FALLBACK
+constexpr bool kForceFallback = true;
+#else
+constexpr bool kForceFallback = false;
+#endif
 
 // Capabilities php-fpm's master keeps, and why:
 //   CAP_SETUID, CAP_SETGID  switch each pool's workers to the pool's user and group
@@ -73,14 +89,6 @@ std::string read_file(const std::string& path) {
     return ss.str();
 }
 
-std::string real_path_or_refuse(const std::string& what, const std::string& path) {
-    char* real = ::realpath(path.c_str(), nullptr);
-    if (!real) die_refused(what + " '" + path + "' does not exist (" + std::strerror(errno) + ")");
-    std::string out = real;
-    std::free(real);
-    return out;
-}
-
 // Loads and checks the configuration: root-owned, not group/other writable,
 // opened without following a symlink so the file checked is the file read.
 HelperConfig load_config(const SpawnArgs& args) {
@@ -102,85 +110,187 @@ HelperConfig load_config(const SpawnArgs& args) {
     return parse_config(text, path);
 }
 
-struct CheckedPaths {
-    int release_fd;             // O_PATH descriptor of the resolved release
-    std::string release_real;
+// Why a directory could not be opened without following a symlink, in words.
+std::string open_failure(int error) {
+    switch (error) {
+        case ELOOP: return "has a symlink in it (pass the resolved path)";
+        case ENOENT: return "does not exist";
+        case ENOTDIR: return "is not a directory";
+        case EXDEV: return "leaves its release-root";
+        default: return std::string("cannot be opened: ") + std::strerror(error);
+    }
+}
+
+bool same_inode(int a, int b) {
+    struct stat sa, sb;
+    return ::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+[[noreturn]] void die_changed(const std::string& path) {
+    std::fprintf(stderr, "fpm-replica-helper: %s changed while it was being checked\n", path.c_str());
+    std::exit(kExitFailed);
+}
+
+// The directories spawn acts on, each held by a descriptor taken while it
+// was checked: what is mounted later is what was checked, whatever is
+// renamed or swapped in between.
+struct HeldPaths {
+    HeldFd release;
+    std::string release_path;  // its root plus the rest, with no symlink in it
+    HeldFd stable;
     std::string stable_path;
 };
 
-// Phase 1: every path is checked; the release is resolved once and held by
-// descriptor, so a symlink swapped later cannot redirect the mount.
-CheckedPaths check_paths(const SpawnArgs& args, const HelperConfig& config) {
+// Phase 1: every path is checked, and held. The release is opened in two
+// steps, its release-root first, then the rest beneath that root's
+// descriptor, so the directory found is beneath the root by construction
+// and no symlink anywhere on the way is followed.
+HeldPaths check_paths(const SpawnArgs& args, const HelperConfig& config, Resolution how) {
     std::vector<std::string> real_roots;
     for (const auto& root : config.release_roots) {
-        char* real = ::realpath(root.c_str(), nullptr);
-        if (real) {
-            real_roots.emplace_back(real);
-            std::free(real);
+        std::string real = resolve_configured_root(root);
+        if (!real.empty()) {
+            real_roots.push_back(real);
+        } else if (errno != ENOENT) {  // a root that does not exist (yet) allows nothing
+            die_refused("release-root '" + root + "' cannot be resolved: " + std::strerror(errno));
         }
     }
-    CheckedPaths out;
-    out.release_real = real_path_or_refuse("--release", args.release);
-    check_release_allowed(args.release, out.release_real, real_roots);
-    out.release_fd = ::open(out.release_real.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (out.release_fd < 0) die_refused("--release '" + args.release + "' is not a directory");
+    HeldPaths out;
+    ReleaseLocation where = locate_release(args.release, real_roots);
+    HeldFd root = open_directory_absolute(where.root, how);
+    if (!root.valid()) die_refused("release-root '" + where.root + "' " + open_failure(errno));
+    out.release = open_directory_beneath(root.get(), where.below_root, how);
+    if (!out.release.valid()) die_refused("--release '" + args.release + "' " + open_failure(errno));
+    out.release_path = args.release;
 
     check_stable_path_allowed(args.stable_path, config);
-    struct stat st;
-    if (::lstat(args.stable_path.c_str(), &st) != 0) {
-        die_refused("--stable-path '" + args.stable_path + "' does not exist");
-    }
-    if (S_ISLNK(st.st_mode)) die_refused("--stable-path '" + args.stable_path + "' is a symlink");
-    if (!S_ISDIR(st.st_mode)) die_refused("--stable-path '" + args.stable_path + "' is not a directory");
-    if (real_path_or_refuse("--stable-path", args.stable_path) != args.stable_path) {
-        die_refused("--stable-path '" + args.stable_path + "' lies under a symlink");
-    }
-    for (const auto& root : real_roots) {
-        if (args.stable_path == root || args.stable_path.rfind(root + "/", 0) == 0) {
-            die_refused("--stable-path '" + args.stable_path + "' lies inside release-root '" + root + "'");
+    out.stable = open_directory_absolute(args.stable_path, how);
+    if (!out.stable.valid()) die_refused("--stable-path '" + args.stable_path + "' " + open_failure(errno));
+    // Whoever may rename an ancestor could swap the stable path for anything
+    // once the helper has looked away; refuse such a layout outright.
+    bool walked = for_each_ancestor(out.stable.get(), args.stable_path, [&](const Ancestor& a) {
+        std::string why = untrusted_reason_of(a.st);
+        if (!why.empty()) {
+            die_refused("--stable-path '" + args.stable_path + "': its ancestor '" + a.path + "' " + why +
+                        ", who could swap the stable path");
+        }
+    });
+    if (!walked) die_changed(args.stable_path);
+    for (const auto& real_root : real_roots) {
+        if (args.stable_path == real_root || args.stable_path.rfind(real_root + "/", 0) == 0) {
+            die_refused("--stable-path '" + args.stable_path + "' lies inside release-root '" + real_root + "'");
         }
     }
     out.stable_path = args.stable_path;
     return out;
 }
 
+// The new mount API (open_tree 5.2, mount_setattr 5.12), through syscall(2)
+// so the helper builds against any libc.
+int clone_tree(int fd) {
+    return static_cast<int>(::syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH));
+}
+
+int set_tree_attributes(int tree, uint64_t attributes) {
+    struct mount_attr attr {};
+    attr.attr_set = attributes;
+    return static_cast<int>(::syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr));
+}
+
+int move_tree(int tree, int target) {
+    return static_cast<int>(::syscall(SYS_move_mount, tree, "", target, "",
+                                      MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
+}
+
+// A detached copy of the release's mount, cut from the held descriptor and
+// already read-only (unless writable-release), nosuid and nodev, so it
+// never exists in a mount table with weaker flags. Taken before unshare:
+// a detached tree may be attached in any namespace the caller then enters.
+// Invalid when the kernel lacks the API (the fallback then binds by
+// /proc/self/fd).
+HeldFd detached_release(const HeldPaths& paths, bool writable) {
+    if (kForceFallback) return HeldFd();
+    HeldFd tree(clone_tree(paths.release.get()));
+    if (!tree.valid()) {
+        if (errno == ENOSYS || errno == EPERM) return tree;
+        die_with_error("open_tree of %s", paths.release_path.c_str());
+    }
+    uint64_t attributes = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (writable ? 0 : MOUNT_ATTR_RDONLY);
+    if (set_tree_attributes(tree.get(), attributes) != 0) {
+        if (errno == ENOSYS) return HeldFd();
+        die_with_error("setting ro,nosuid,nodev on the mount of %s", paths.release_path.c_str());
+    }
+    return tree;
+}
+
+// A directory held from before unshare belongs to the old namespace's mount
+// and cannot be a mount target (or bind source) here: look it up again,
+// without symlinks, and accept it only if it is the very same directory.
+HeldFd reopen_same(const HeldFd& held, const std::string& path, Resolution how) {
+    HeldFd again = open_directory_absolute(path, how);
+    if (!again.valid() || !same_inode(again.get(), held.get())) die_changed(path);
+    return again;
+}
+
+std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+// For kernels without open_tree: bind and remount through /proc/self/fd
+// magic links, which name the held directories, never a path that can be
+// swapped. The remount keeps the flags the mount already has (a bind
+// remount replaces them all) and adds ours.
+void bind_by_proc_fd(const HeldPaths& paths, const HeldFd& stable_here, bool writable, Resolution how) {
+    HeldFd release_here = reopen_same(paths.release, paths.release_path, how);
+    if (::mount(fd_path(release_here.get()).c_str(), fd_path(stable_here.get()).c_str(), nullptr, MS_BIND,
+                nullptr) != 0) {
+        die_with_error("bind-mounting %s over %s", paths.release_path.c_str(), paths.stable_path.c_str());
+    }
+    HeldFd mounted = open_directory_absolute(paths.stable_path, how);
+    if (!mounted.valid() || !same_inode(mounted.get(), paths.release.get())) die_changed(paths.stable_path);
+    struct statvfs vfs;
+    if (::fstatvfs(mounted.get(), &vfs) != 0) die_with_error("statvfs %s", paths.stable_path.c_str());
+    unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (writable ? 0 : MS_RDONLY);
+    if (vfs.f_flag & ST_RDONLY) flags |= MS_RDONLY;
+    if (vfs.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+    if (vfs.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+    if (vfs.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+    if (vfs.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+    if (::mount(nullptr, fd_path(mounted.get()).c_str(), nullptr, flags, nullptr) != 0) {
+        die_with_error("remounting %s ro,nosuid,nodev", paths.stable_path.c_str());
+    }
+}
+
 // Phase 2: a private mount namespace, propagation made private before any
-// mount so nothing leaks back to the host, then the bind mount, read back.
-void mount_release(const CheckedPaths& paths, bool read_only) {
+// mount so nothing leaks back to the host, then the release attached over
+// the stable path through descriptors only, read back by path.
+void mount_release(const HeldPaths& paths, bool writable, Resolution how) {
+    HeldFd tree = detached_release(paths, writable);
     if (::unshare(CLONE_NEWNS) != 0) die_with_error("unshare(CLONE_NEWNS)");
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
         die_with_error("making / recursively private");
     }
-    // The descriptor opened before unshare belongs to the old namespace's
-    // mount and cannot be a bind source here: open the checked real path
-    // again (no symlink followed) and make sure it is the same directory.
-    int fd = ::open(paths.release_real.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat checked, reopened;
-    if (fd < 0 || ::fstat(paths.release_fd, &checked) != 0 || ::fstat(fd, &reopened) != 0 ||
-        checked.st_dev != reopened.st_dev || checked.st_ino != reopened.st_ino) {
-        std::fprintf(stderr, "fpm-replica-helper: %s changed while it was being checked\n",
-                     paths.release_real.c_str());
-        std::exit(kExitFailed);
+    HeldFd stable_here = reopen_same(paths.stable, paths.stable_path, how);
+    if (tree.valid()) {
+        if (move_tree(tree.get(), stable_here.get()) != 0) {
+            die_with_error("attaching %s over %s", paths.release_path.c_str(), paths.stable_path.c_str());
+        }
+    } else {
+        bind_by_proc_fd(paths, stable_here, writable, how);
     }
-    std::string source = "/proc/self/fd/" + std::to_string(fd);
-    if (::mount(source.c_str(), paths.stable_path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
-        die_with_error("bind-mounting %s over %s", paths.release_real.c_str(), paths.stable_path.c_str());
-    }
-    ::close(fd);
-    if (read_only &&
-        ::mount(nullptr, paths.stable_path.c_str(), nullptr,
-                MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0) {
-        die_with_error("remounting %s read-only", paths.stable_path.c_str());
-    }
-    // Read back: the stable path must now be the release directory itself.
-    struct stat release_st, stable_st;
-    if (::fstat(paths.release_fd, &release_st) != 0 || ::stat(paths.stable_path.c_str(), &stable_st) != 0 ||
-        release_st.st_dev != stable_st.st_dev || release_st.st_ino != stable_st.st_ino) {
+    // Read back, by path inside this namespace and following no symlink: the
+    // stable path must now be the release, with the flags asked for.
+    HeldFd now = open_directory_absolute(paths.stable_path, how);
+    struct statvfs vfs;
+    if (!now.valid() || !same_inode(now.get(), paths.release.get()) || ::fstatvfs(now.get(), &vfs) != 0) {
         std::fprintf(stderr, "fpm-replica-helper: %s is not %s after the bind mount\n",
-                     paths.stable_path.c_str(), paths.release_real.c_str());
+                     paths.stable_path.c_str(), paths.release_path.c_str());
         std::exit(kExitFailed);
     }
-    ::close(paths.release_fd);
+    bool flags_ok = (vfs.f_flag & ST_NOSUID) && (vfs.f_flag & ST_NODEV) && (writable || (vfs.f_flag & ST_RDONLY));
+    if (!flags_ok) {
+        std::fprintf(stderr, "fpm-replica-helper: %s is not mounted %s after the bind mount\n",
+                     paths.stable_path.c_str(), writable ? "nosuid,nodev" : "ro,nosuid,nodev");
+        std::exit(kExitFailed);
+    }
 }
 
 // Phase 3: drop every capability not in kKeptCapabilities from the bounding
@@ -254,8 +364,9 @@ void drop_capabilities() {
 int spawn(const std::vector<std::string>& args) {
     SpawnArgs parsed = parse_spawn_args(args);
     HelperConfig config = load_config(parsed);
-    CheckedPaths paths = check_paths(parsed, config);
-    mount_release(paths, parsed.read_only);
+    Resolution how = default_resolution();
+    HeldPaths paths = check_paths(parsed, config, how);
+    mount_release(paths, config.writable_release, how);
     drop_capabilities();
     exec_command(parsed.command);
 }
@@ -283,7 +394,7 @@ int main(int argc, char** argv) {
         if (verb == "spawn") return spawn(args);
         if (verb == "inspect") return inspect(args);
         die_refused("usage: fpm-replica-helper spawn --release DIR --stable-path DIR "
-                    "[--config FILE] [--read-only] -- COMMAND [ARGS...] | "
+                    "[--config FILE] [--read-only (a no-op: read-only is the default)] -- COMMAND [ARGS...] | "
                     "inspect --pid PID --stable-path DIR");
     } catch (const Refusal& r) {
         die_refused(r.message);

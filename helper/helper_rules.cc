@@ -141,6 +141,7 @@ InspectArgs parse_inspect_args(const std::vector<std::string>& args) {
 
 HelperConfig parse_config(const std::string& text, const std::string& path) {
     HelperConfig config;
+    bool writable_seen = false;
     std::istringstream in(text);
     std::string line;
     for (int number = 1; std::getline(in, line); ++number) {
@@ -150,6 +151,16 @@ HelperConfig parse_config(const std::string& text, const std::string& path) {
         std::string keyword, dir, extra;
         if (!(words >> keyword)) continue;
         std::string where = path + ":" + std::to_string(number) + ": ";
+        if (keyword == "writable-release") {
+            std::string value;
+            if (!(words >> value) || (words >> extra) || (value != "yes" && value != "no")) {
+                refuse(where + "expected 'writable-release yes' or 'writable-release no'");
+            }
+            if (writable_seen) refuse(where + "writable-release given twice");
+            writable_seen = true;
+            config.writable_release = value == "yes";
+            continue;
+        }
         if (keyword != "release-root" && keyword != "stable-path") {
             refuse(where + "unknown keyword '" + keyword + "'");
         }
@@ -177,13 +188,29 @@ void check_config_file_stat(const std::string& path, unsigned owner_uid, unsigne
     if (mode & 022) refuse("configuration '" + path + "' is writable by group or others");
 }
 
-void check_release_allowed(const std::string& given, const std::string& real_release,
-                           const std::vector<std::string>& real_roots) {
+ReleaseLocation locate_release(const std::string& release, const std::vector<std::string>& real_roots) {
+    const std::string* best = nullptr;
     for (const auto& root : real_roots) {
-        if (path_is_under(real_release, root)) return;
+        if (path_is_under(release, root) && (!best || root.size() > best->size())) best = &root;
     }
-    refuse("--release '" + given + "' resolves to '" + real_release +
-           "', outside every release-root of the configuration");
+    if (!best) refuse("--release '" + release + "' lies outside every release-root of the configuration");
+    std::string below = release.substr(best->size());
+    while (!below.empty() && below[0] == '/') below.erase(0, 1);
+    return {*best, below};
+}
+
+std::string untrusted_directory_reason(unsigned owner_uid, unsigned owner_gid, unsigned mode,
+                                       const std::string& owner_name, const std::string& group_name) {
+    if (owner_uid != 0) {
+        return "is owned by " + owner_name + " (uid " + std::to_string(owner_uid) + ")";
+    }
+    if (mode & 01000) return "";  // sticky: others may rename only entries of their own
+    if (mode & 020) {
+        return "is owned by root but writable by group " + group_name + " (gid " +
+               std::to_string(owner_gid) + ") without the sticky bit";
+    }
+    if (mode & 002) return "is owned by root but writable by others without the sticky bit";
+    return "";
 }
 
 void check_stable_path_allowed(const std::string& stable_path, const HelperConfig& config) {

@@ -16,6 +16,11 @@ struct Refusal {
 struct HelperConfig {
     std::vector<std::string> release_roots;  // normalised absolute paths
     std::vector<std::string> stable_paths;
+    // `writable-release yes`: mount the release without MS_RDONLY (still
+    // nosuid,nodev). Off by default: PHP that can write its own code turns a
+    // file upload bug into code execution; shared state belongs in a
+    // `shared/` directory outside the release.
+    bool writable_release = false;
 };
 
 struct SpawnArgs {
@@ -23,7 +28,7 @@ struct SpawnArgs {
     std::string stable_path;
     std::string config_path;  // empty: the default
     bool config_given = false;
-    bool read_only = false;
+    bool read_only = false;  // --read-only: accepted, a no-op (read-only is the default)
     std::vector<std::string> command;
 };
 
@@ -55,10 +60,24 @@ void check_config_file_stat(const std::string& path, unsigned owner_uid, unsigne
 // component games. Throws Refusal naming `what` ("--release").
 void check_path_syntax(const std::string& what, const std::string& path);
 
-// `real_release` (already resolved, no symlink in it) must lie strictly under
-// one of the release roots (also resolved). Throws Refusal.
-void check_release_allowed(const std::string& given, const std::string& real_release,
-                           const std::vector<std::string>& real_roots);
+// Where a release lies: the release root (as resolved at start) it is
+// strictly under, and the rest of its path below that root, which the
+// helper then opens beneath the root's descriptor without following any
+// symlink. The longest matching root wins. Throws Refusal when `release` is
+// under no root or is a root itself.
+struct ReleaseLocation {
+    std::string root;
+    std::string below_root;  // relative, without a leading '/'
+};
+ReleaseLocation locate_release(const std::string& release, const std::vector<std::string>& real_roots);
+
+// "" when only root can change what lies beneath a directory with this
+// owner and mode: owned by root and not writable by group or others, or
+// writable by them only with the sticky bit (each may then rename and
+// remove only entries of their own). Otherwise the reason, naming the owner
+// ("is owned by deploy (uid 1001)"). ACLs are not read (see docs/helper.md).
+std::string untrusted_directory_reason(unsigned owner_uid, unsigned owner_gid, unsigned mode,
+                                       const std::string& owner_name, const std::string& group_name);
 
 // The stable path must be listed in the configuration, exactly. Throws Refusal.
 void check_stable_path_allowed(const std::string& stable_path, const HelperConfig& config);

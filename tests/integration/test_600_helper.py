@@ -72,10 +72,28 @@ def test_two_masters_serve_two_releases_at_one_stable_path(httpd, setup):
         assert cap_mask(fpm.pid, "CapBnd") == sum(1 << c for c in (0, 1, 5, 6, 7))
         with open(f"/proc/{fpm.pid}/status") as f:
             assert re.search(r"NoNewPrivs:\s+1", f.read())
-    # The read-only replica cannot write into its release.
-    assert "Read-only file system" in subprocess.run(
-        ["nsenter", "-t", str(b.pid), "-m", "touch", f"{live}/x"],
-        capture_output=True, text=True).stderr
+    # Neither replica can write into its release: read-only is the default,
+    # and --read-only (b) is accepted and changes nothing.
+    for fpm in (a, b):
+        assert "Read-only file system" in subprocess.run(
+            ["nsenter", "-t", str(fpm.pid), "-m", "touch", f"{live}/x"],
+            capture_output=True, text=True).stderr
+        with open(f"/proc/{fpm.pid}/mountinfo") as f:
+            options = [l.split()[5] for l in f if l.split()[4] == live]
+        assert len(options) == 1 and {"ro", "nosuid", "nodev"} <= set(options[0].split(",")), options
+
+
+def test_writable_release_only_when_the_configuration_says_so(httpd, setup):
+    with open(setup["conf"], "a") as f:
+        f.write("writable-release yes\n")
+    r = subprocess.run(spawn_args(setup, setup["r1"]) + [
+        "/bin/sh", "-c", f"touch {setup['live']}/written && grep ' {setup['live']} ' /proc/self/mountinfo"],
+        capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    options = set(r.stdout.split()[5].split(","))
+    assert "rw" in options and {"nosuid", "nodev"} <= options, r.stdout
+    assert os.path.exists(os.path.join(setup["r1"], "written"))
+    assert os.listdir(setup["live"]) == []
 
 
 def test_only_allow_listed_environment_reaches_the_command(httpd, setup):
@@ -114,7 +132,7 @@ def unsafe_cases(setup, tmp):
          "contains '..'"),
         (spawn_args(setup, f"{app}/releases/missing") + ["true"], "does not exist"),
         (spawn_args(setup, f"{app}/releases/afile") + ["true"], "is not a directory"),
-        (spawn_args(setup, f"{app}/releases/escape") + ["true"], "outside every release-root"),
+        (spawn_args(setup, f"{app}/releases/escape") + ["true"], "has a symlink in it"),
         (spawn_args(setup, "/etc") + ["true"], "outside every release-root"),
         (spawn_args(setup, f"{app}/releases") + ["true"], "outside every release-root"),
         (spawn_args(setup, setup["r1"], stable=f"{app}/other") + ["true"], "is not a stable-path of the configuration"),

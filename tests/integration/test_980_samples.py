@@ -15,6 +15,7 @@ CONF_DIR = os.path.join(harness.SOURCE_DIR, "conf")
 def relocate(text, httpd, app):
     root = httpd.root
     for old, new in (("/srv/app", app),
+                     ("/srv/live/app", f"{root}/live/app"),
                      ("/run/fpm-replica", f"{root}/run"),
                      ("/var/log/fpm-replica", f"{root}/logs"),
                      ("/etc/fpm-replica", f"{root}/conf"),
@@ -41,7 +42,7 @@ def install_samples(httpd, app, vhost_file):
 def test_sample_configuration_serves_and_deploys(httpd, sample):
     app = os.path.join(httpd.root, "app")
     r1, r2 = make_release(app, "r1"), make_release(app, "r2")
-    os.makedirs(os.path.join(app, "live"))
+    os.makedirs(os.path.join(httpd.root, "live", "app"))
     flip(app, "releases/r1")
     vhost = install_samples(httpd, app, sample)
     httpd.write_config(vhost, own_vhost=False)

@@ -191,7 +191,7 @@ def test_install_enable_configtest_upgrade_remove_and_purge_in_a_clean_root(pack
     examples = f"/usr/share/doc/{PACKAGE}/examples"
     for sample in ("fpm-replica-realpath.conf", "fpm-replica-namespace.conf"):
         check = overlay.run(
-            "set -e; mkdir -p /srv/app/releases/r1/public /srv/app/live; "
+            "set -e; mkdir -p /srv/app/releases/r1/public /srv/live/app; "
             "ln -sfn releases/r1 /srv/app/current; "
             f"zcat -f {examples}/{sample}* > /etc/apache2/sites-available/app.conf; "
             "a2ensite -q app; apache2ctl configtest 2>&1; a2dissite -q app")

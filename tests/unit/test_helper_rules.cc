@@ -78,6 +78,10 @@ TEST_CASE("helper.conf parses, with comments", "[helper]") {
                                   "/etc/fpm-replica/helper.conf");
     CHECK(c.release_roots == std::vector<std::string>{"/srv/app/releases", "/srv/b/releases"});
     CHECK(c.stable_paths == std::vector<std::string>{"/srv/app/live"});
+    CHECK_FALSE(c.writable_release);  // read-only unless asked
+    CHECK(parse_config("release-root /r\nstable-path /s\nwritable-release yes\n", "h").writable_release);
+    CHECK_FALSE(parse_config("release-root /r\nstable-path /s\nwritable-release no # default\n", "h")
+                    .writable_release);
 }
 
 TEST_CASE("bad helper.conf lines are refused naming the line", "[helper]") {
@@ -98,6 +102,14 @@ TEST_CASE("bad helper.conf lines are refused naming the line", "[helper]") {
     CHECK(refusal("release-root /\nstable-path /s\n") == "h.conf:1: release-root cannot be '/'");
     CHECK(refusal("stable-path /s\n") == "h.conf: no release-root line");
     CHECK(refusal("release-root /r\n") == "h.conf: no stable-path line");
+    CHECK(refusal("release-root /r\nstable-path /s\nwritable-release true\n") ==
+          "h.conf:3: expected 'writable-release yes' or 'writable-release no'");
+    CHECK(refusal("release-root /r\nstable-path /s\nwritable-release\n") ==
+          "h.conf:3: expected 'writable-release yes' or 'writable-release no'");
+    CHECK(refusal("release-root /r\nstable-path /s\nwritable-release yes no\n") ==
+          "h.conf:3: expected 'writable-release yes' or 'writable-release no'");
+    CHECK(refusal("writable-release no\nrelease-root /r\nstable-path /s\nwritable-release yes\n") ==
+          "h.conf:4: writable-release given twice");
 }
 
 TEST_CASE("configuration file ownership and mode", "[helper]") {
@@ -113,18 +125,37 @@ TEST_CASE("configuration file ownership and mode", "[helper]") {
                       "configuration 'c' is not a regular file");
 }
 
-TEST_CASE("releases must resolve under a release root; stable paths must be listed", "[helper]") {
-    std::vector<std::string> roots{"/srv/app/releases"};
-    CHECK_NOTHROW(check_release_allowed("/srv/app/current", "/srv/app/releases/r1", roots));
-    CHECK_THROWS_WITH(check_release_allowed("/srv/app/current", "/etc", roots),
-                      "--release '/srv/app/current' resolves to '/etc', outside every "
-                      "release-root of the configuration");
-    CHECK_THROWS_AS(check_release_allowed("/x", "/srv/app/releases", roots), Refusal);  // the root itself
-    CHECK_THROWS_AS(check_release_allowed("/x", "/srv/app/releases2/r1", roots), Refusal);
+TEST_CASE("releases must lie under a release root; stable paths must be listed", "[helper]") {
+    std::vector<std::string> roots{"/srv/app/releases", "/srv/app/releases/nested"};
+    ReleaseLocation at = locate_release("/srv/app/releases/r1", roots);
+    CHECK(at.root == "/srv/app/releases");
+    CHECK(at.below_root == "r1");
+    ReleaseLocation deep = locate_release("/srv/app/releases/nested/r2/x", roots);  // the longest root
+    CHECK(deep.root == "/srv/app/releases/nested");
+    CHECK(deep.below_root == "r2/x");
+    CHECK_THROWS_WITH(locate_release("/etc", roots),
+                      "--release '/etc' lies outside every release-root of the configuration");
+    CHECK_THROWS_AS(locate_release("/srv/app/releases", roots), Refusal);  // the root itself
+    CHECK_THROWS_AS(locate_release("/srv/app/releases2/r1", roots), Refusal);
+    CHECK(locate_release("/r/x", {"/"}).below_root == "r/x");
     HelperConfig c{{"/r"}, {"/srv/app/live"}};
     CHECK_NOTHROW(check_stable_path_allowed("/srv/app/live", c));
     CHECK_THROWS_WITH(check_stable_path_allowed("/srv/app/other", c),
                       "--stable-path '/srv/app/other' is not a stable-path of the configuration");
+}
+
+TEST_CASE("only root can change what lies beneath a trusted directory", "[helper]") {
+    CHECK(untrusted_directory_reason(0, 0, 040755, "root", "root").empty());
+    CHECK(untrusted_directory_reason(0, 0, 041777, "root", "root").empty());  // /tmp
+    CHECK(untrusted_directory_reason(0, 50, 041775, "root", "staff").empty());
+    CHECK(untrusted_directory_reason(1001, 1001, 040755, "deploy", "deploy") ==
+          "is owned by deploy (uid 1001)");
+    CHECK(untrusted_directory_reason(1001, 0, 041777, "deploy", "root") ==
+          "is owned by deploy (uid 1001)");  // sticky, but its owner may do anything there
+    CHECK(untrusted_directory_reason(0, 50, 040775, "root", "staff") ==
+          "is owned by root but writable by group staff (gid 50) without the sticky bit");
+    CHECK(untrusted_directory_reason(0, 0, 040757, "root", "root") ==
+          "is owned by root but writable by others without the sticky bit");
 }
 
 TEST_CASE("only FPM_REPLICA_*, PATH and LANG reach the command", "[helper]") {
