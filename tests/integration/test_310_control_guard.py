@@ -161,3 +161,26 @@ def test_status_handler_set_by_htaccess_is_refused(httpd):
     assert httpd.read_log().count("FPMR00142") == 2 * len(paths)
     # The real location still answers and obeys.
     assert httpd.control("drain", "a").status == 200
+
+
+def test_sample_status_location_refuses_what_a_front_proxy_forwards(httpd):
+    """The shipped realpath sample: a proxy on this host (connecting from
+    127.0.0.1) forwarding an Internet client must not reach the status
+    handler; the operator on loopback does."""
+    from releases import flip, make_release
+    from test_800_supervision import all_ready
+    from test_980_samples import install_samples
+    app = os.path.join(httpd.root, "app")
+    make_release(app, "r1")
+    flip(app, "releases/r1")
+    httpd.write_config(install_samples(httpd, app, "fpm-replica-realpath.conf"), own_vhost=False)
+    httpd.start()
+    harness.wait_for(lambda: all_ready(httpd), 20, what="sample replicas ready")
+    httpd.expect_log(r"AH01630")  # mod_authz_core: client denied by server configuration
+    for forwarded in ({"X-Forwarded-For": "203.0.113.7"}, {"Forwarded": "for=203.0.113.7"}):
+        r = httpd.get("/fpm-replica-status", headers=forwarded)
+        assert r.status == 403, (forwarded, r.status, r.text[:200])
+        r = drain(httpd, forwarded)
+        assert r.status == 403, (forwarded, r.status)
+    assert drain(httpd, {}).status == 200
+    assert httpd.replica("a")["state"] == "draining"
