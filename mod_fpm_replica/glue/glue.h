@@ -133,6 +133,8 @@ struct RequestState {
     bool gateway_env_preexisting = false;
 };
 RequestState* request_state(request_rec* r, bool create);
+// True when the server configuration, not an .htaccess file, made this request's handler fpm-replica-status (glue_control_guard.cc).
+bool status_handler_set_by_server_config(request_rec* r);
 
 // Ends the attempt in progress: in_flight--, and on failure the replica is
 // marked as refusing for a while.
@@ -146,6 +148,7 @@ void register_status_hooks(apr_pool_t* p);
 void register_pinning_hooks(apr_pool_t* p);
 void register_supervisor_hooks(apr_pool_t* p);
 void register_probe_hooks(apr_pool_t* p);
+void register_control_guard_hooks(apr_pool_t* p);
 
 // A FastCGI GET of `path` on `spec`; true on any complete answer within the
 // timeout (the readiness test, the health checks, the probe lane).

@@ -11,7 +11,10 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "control_checks.h"
 #include "glue.h"
 #include "selection.h"
 #include "status_render.h"
@@ -184,9 +187,73 @@ int handle_prepare(request_rec* r, VhostReplicas& set, SharedState shared, const
     return send_json(r, HTTP_OK, render_status_json(collect(r->server, set, shared)));
 }
 
+// The vhost's names and the connection's local address, for host_names_vhost.
+VhostNames names_of(const request_rec* r) {
+    VhostNames names;
+    const server_rec* s = r->server;
+    if (s->server_hostname) names.server_name = s->server_hostname;
+    auto add = [](const apr_array_header_t* list, std::vector<std::string>* out) {
+        if (!list) return;
+        auto* elts = reinterpret_cast<const char* const*>(list->elts);
+        for (int i = 0; i < list->nelts; ++i) {
+            if (elts[i]) out->emplace_back(elts[i]);
+        }
+    };
+    add(s->names, &names.aliases);
+    add(s->wild_names, &names.wild_aliases);
+    if (r->connection->local_ip) names.local_ip = r->connection->local_ip;
+    return names;
+}
+
+// A control POST a browser may have been tricked into sending: refused with
+// a log line before its nonce is even compared. Returns true when refused
+// (the answer is sent).
+bool refuse_foreign_control(request_rec* r, int* answer) {
+    // Defence in depth: the handler hook of glue_control_guard.cc already
+    // refuses a status handler an .htaccess file set.
+    if (!status_handler_set_by_server_config(r)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, FPMRNO(00145)
+                      "status POST refused: the handler was not set by the server configuration");
+        *answer = send_error(r, HTTP_FORBIDDEN, "control needs the handler set in a <Location>");
+        return true;
+    }
+    // DNS rebinding: a page of evil.example whose name now resolves to us
+    // sends "Host: evil.example". A request without Host (HTTP/1.0) is no
+    // browser's and passes.
+    if (r->hostname && !host_names_vhost(r->hostname, names_of(r))) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, FPMRNO(00140)
+                      "status POST refused: Host '%s' is not a name of %s (ServerName, "
+                      "ServerAlias, or the address the connection came in on)",
+                      ap_escape_logitem(r->pool, r->hostname), r->server->server_hostname);
+        *answer = send_error(r, HTTP_FORBIDDEN, "Host is not a name of this virtual host");
+        return true;
+    }
+    // Cross-site requests: a browser names the page's origin in Origin (or,
+    // failing that, Referer); the CLI sends neither.
+    const char* origin = apr_table_get(r->headers_in, "Origin");
+    const char* referer = apr_table_get(r->headers_in, "Referer");
+    const char* host = apr_table_get(r->headers_in, "Host");
+    std::optional<std::string> own =
+        host ? own_origin(ap_http_scheme(r), host) : std::nullopt;
+    OriginVerdict verdict = judge_origin(
+        origin ? std::optional<std::string_view>(origin) : std::nullopt,
+        referer ? std::optional<std::string_view>(referer) : std::nullopt, own);
+    if (verdict == OriginVerdict::CrossOrigin || verdict == OriginVerdict::Unreadable) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, FPMRNO(00141)
+                      "status POST refused: %s '%s' is %s, not %s", origin ? "Origin" : "Referer",
+                      ap_escape_logitem(r->pool, origin ? origin : referer),
+                      origin_verdict_name(verdict), own ? own->c_str() : "(no Host header)");
+        *answer = send_error(r, HTTP_FORBIDDEN, "cross-origin control request");
+        return true;
+    }
+    return false;
+}
+
 int handle_post(request_rec* r, VhostReplicas& set, SharedState shared) {
+    int refused = OK;
+    if (refuse_foreign_control(r, &refused)) return refused;
     const char* nonce = apr_table_get(r->headers_in, kNonceHeader);
-    if (!nonce || shared.nonce() != nonce) {
+    if (!nonce || !constant_time_equal(shared.nonce(), nonce)) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, FPMRNO(00018)
                       "status POST refused: missing or wrong %s header", kNonceHeader);
         return send_error(r, HTTP_FORBIDDEN,
