@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -80,9 +81,22 @@ bool is_master(const MasterIdentity& identity, const std::optional<ProcStat>& no
 }
 
 bool may_signal_group(const MasterIdentity& identity, const std::optional<ProcStat>& now) {
-    if (identity.pid <= 1) return false;
-    if (!now) return true;
-    return is_master(identity, now);
+    return identity.pid > 1 && is_master(identity, now);
+}
+
+bool is_orphaned_worker(const MasterIdentity& master, const ProcStat& process, uint64_t gone_at) {
+    return master.pid > 1 && master.start_time != 0 && process.session == master.pid &&
+           process.pgrp == master.pid && process.start_time >= master.start_time &&
+           process.start_time <= gone_at && !process.exited();
+}
+
+uint64_t start_time_clock_now() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_BOOTTIME, &ts);
+    long ticks = ::sysconf(_SC_CLK_TCK);
+    if (ticks <= 0) ticks = 100;
+    return static_cast<uint64_t>(ts.tv_sec) * static_cast<uint64_t>(ticks) +
+           static_cast<uint64_t>(ts.tv_nsec) / (1000000000ull / static_cast<uint64_t>(ticks));
 }
 
 }  // namespace fpmr

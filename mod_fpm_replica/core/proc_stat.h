@@ -42,11 +42,19 @@ struct MasterIdentity {
 bool is_master(const MasterIdentity& identity, const std::optional<ProcStat>& now);
 
 // Whether SIGKILL may go to the process group identity.pid (the master and
-// the workers it forked). Never for pid <= 1. Yes while the master is
-// proven there (is_master); yes when no process has that pid any more (a
-// pid cannot be reused while a process group of that number has members,
-// so the group can only be what is left of the master's session); no when
-// another process has the pid now (reused: that group is someone else's).
+// the workers it forked): only while the master is proven there, alive or
+// a zombie (is_master), which holds the number. Never for pid <= 1. Once
+// the master is gone the number may be reused by a new group leader, so
+// what is left of its group is found process by process (is_orphaned_worker).
 bool may_signal_group(const MasterIdentity& identity, const std::optional<ProcStat>& now);
+
+// Whether `process` is a worker a gone master left: in the master's own
+// session and group, started after the master and not after `gone_at` (the
+// start-time clock, when the master was seen gone), so not a process of a
+// new session that reused the number later.
+bool is_orphaned_worker(const MasterIdentity& master, const ProcStat& process, uint64_t gone_at);
+
+// Now, on the clock of ProcStat::start_time (clock ticks since boot).
+uint64_t start_time_clock_now();
 
 }  // namespace fpmr

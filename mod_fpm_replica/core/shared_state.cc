@@ -172,15 +172,13 @@ bool trusted_is_ours(const void* memory, size_t length) {
 
 SharedState SharedState::adopt(void* open, size_t open_length, const void* trusted,
                                size_t trusted_length) {
+    // Only the trusted header decides: the open one is written by children,
+    // and a child that overwrote it must not make the next restart (or a
+    // new supervisor) give up on the blocks. The parent stamps it again.
     if (open == nullptr || open_length < bytes_needed() || !trusted_is_ours(trusted, trusted_length)) {
         return SharedState(nullptr, nullptr, nullptr);
     }
-    auto* block = static_cast<SharedBlock*>(open);
-    if (block->header.magic != kSharedMagic || block->header.layout_version != kLayoutVersion ||
-        block->header.slot_count != kMaxSlots) {
-        return SharedState(nullptr, nullptr, nullptr);
-    }
-    return SharedState(block, static_cast<const TrustedBlock*>(trusted), nullptr);
+    return SharedState(static_cast<SharedBlock*>(open), static_cast<const TrustedBlock*>(trusted), nullptr);
 }
 
 SharedState SharedState::writer(void* trusted_rw, size_t length) const {
@@ -270,6 +268,13 @@ int SharedState::claim_release(std::string_view symlink_path) const {
         return static_cast<int>(i);
     }
     return -1;
+}
+
+void SharedState::stamp_open_header() const {
+    if (!writable()) return;
+    open_->header.magic = kSharedMagic;
+    open_->header.layout_version = kLayoutVersion;
+    open_->header.slot_count = kMaxSlots;
 }
 
 void SharedState::reset_in_flight() const {

@@ -229,6 +229,9 @@ public:
     void retire_unclaimed(uint32_t generation) const;
     // After a start with no httpd child alive, nothing can be in flight.
     void reset_in_flight() const;
+    // Writes the open block's header again (writer only): children can
+    // overwrite it; it only helps a reader of a memory dump find the block.
+    void stamp_open_header() const;
     // The release slot of a symlink path, made on first use (writer only); -1 when full.
     // Release slots are never retired: there are few symlinks per instance.
     int claim_release(std::string_view symlink_path) const;

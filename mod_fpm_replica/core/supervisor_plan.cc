@@ -1,5 +1,7 @@
 #include "supervisor_plan.h"
 
+#include "shared_state.h"
+
 #include <charconv>
 #include <cstring>
 #include <map>
@@ -149,11 +151,14 @@ bool get_replica(Reader& r, ReplicaPlan* out) {
         out->drain_timeout_us < 0) {
         return false;
     }
+    // Every replica has its primary member; the supervisor indexes shared
+    // slots with these numbers, so they must name one.
     size_t members;
-    if (!r.get_count(&members, 2)) return false;
+    if (!r.get_count(&members, 2) || members < 1) return false;
     out->members.resize(members);
     for (MemberPlan& m : out->members) {
         if (!r.get(&m.slot) || !r.get(&m.socket) || !r.get(&m.status)) return false;
+        if (m.slot < 0 || static_cast<size_t>(m.slot) >= kMaxSlots) return false;
     }
     return true;
 }
@@ -202,6 +207,13 @@ bool PlanFrames::next(std::optional<SupervisorPlan>* plan) {
     uint32_t size;
     if (buffer_.size() < sizeof size) return false;
     std::memcpy(&size, buffer_.data(), sizeof size);
+    if (size > kMaxFrameBytes) {
+        // No plan is this large: the stream is garbled. Drop what is buffered
+        // rather than wait for (and hold) gigabytes.
+        buffer_.clear();
+        *plan = std::nullopt;
+        return true;
+    }
     if (buffer_.size() - sizeof size < size) return false;
     *plan = decode_plan(std::string_view(buffer_).substr(sizeof size, size));
     buffer_.erase(0, sizeof size + size);

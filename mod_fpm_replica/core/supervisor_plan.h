@@ -53,8 +53,10 @@ std::string encode_plan(const SupervisorPlan& plan);
 // nullopt for anything that is not exactly one encoded plan.
 std::optional<SupervisorPlan> decode_plan(std::string_view bytes);
 
-// On the pipe from the httpd parent to the supervisor each plan is a frame:
-// its length (4 bytes, host order), then encode_plan's bytes.
+// On the channel from the httpd parent to the supervisor each plan is a
+// frame: its length (4 bytes, host order), then encode_plan's bytes. A
+// frame longer than this is refused (a plan of 4096 replicas is far less).
+constexpr uint32_t kMaxFrameBytes = 16u << 20;
 std::string frame_plan(const SupervisorPlan& plan);
 
 // The supervisor's end: collects what it reads and hands out whole frames.

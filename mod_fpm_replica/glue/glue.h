@@ -156,8 +156,10 @@ bool answers_ping(const SocketSpec& spec, int timeout_ms, const std::string& pat
 // The running replica supervisor's pid, or 0.
 pid_t running_supervisor_pid();
 // The supervisor process's life (glue_supervisor.cc), in the forked child:
-// runs `plan`, reads later plans from `plan_fd`, never returns.
-[[noreturn]] void run_supervisor(server_rec* s, const SupervisorPlan& plan, int plan_fd);
+// runs `plan`, reads later plans from `plan_fd` (sent by `parent` only),
+// never returns.
+[[noreturn]] void run_supervisor(server_rec* s, const SupervisorPlan& plan, int plan_fd,
+                                 pid_t parent);
 
 // Namespace mode: a request pinned to release R that goes to php-fpm gets
 // SCRIPT_FILENAME, DOCUMENT_ROOT and PATH_TRANSLATED under the stable path

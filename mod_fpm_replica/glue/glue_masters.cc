@@ -1,12 +1,14 @@
 // Signals to php-fpm masters through pidfds and proven identities.
 #include "glue_masters.h"
 
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 
 namespace fpmr::glue {
 
@@ -81,6 +83,35 @@ bool signal_master(const MasterHandle& master, int sig) {
 bool kill_group(const MasterHandle& master) {
     if (!may_signal_group(master.identity, read_proc_stat(master.pid()))) return false;
     return ::kill(-master.pid(), SIGKILL) == 0;
+}
+
+int kill_orphaned_workers(const MasterHandle& master) {
+    uint64_t gone_at = start_time_clock_now();
+    DIR* proc = ::opendir("/proc");
+    if (!proc) return 0;
+    int killed = 0;
+    while (dirent* e = ::readdir(proc)) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        pid_t pid = static_cast<pid_t>(std::atol(e->d_name));
+        std::optional<ProcStat> st = read_proc_stat(pid);
+        if (!st || !is_orphaned_worker(master.identity, *st, gone_at)) continue;
+        // Held, then proven again: the number cannot change under the pidfd.
+        int pidfd = pidfd_open(pid);
+        if (pidfd < 0) continue;
+        std::optional<ProcStat> again = read_proc_stat(pid);
+        if (again && again->start_time == st->start_time &&
+            is_orphaned_worker(master.identity, *again, gone_at) &&
+            pidfd_send_signal(pidfd, SIGKILL) == 0) {
+            ++killed;
+        }
+        ::close(pidfd);
+    }
+    ::closedir(proc);
+    return killed;
+}
+
+void kill_master_and_workers(const MasterHandle& master) {
+    if (!kill_group(master)) kill_orphaned_workers(master);
 }
 
 }  // namespace fpmr::glue

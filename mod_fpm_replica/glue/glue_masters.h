@@ -35,5 +35,11 @@ bool signal_master(const MasterHandle& master, int sig);
 // SIGKILL to the master's process group (its workers too), under
 // may_signal_group's rule; false when refused or nothing was there.
 bool kill_group(const MasterHandle& master);
+// For a master that is gone for good (reaped by someone else): SIGKILL to
+// each worker it left (is_orphaned_worker), one by one through pidfds.
+// Returns how many.
+int kill_orphaned_workers(const MasterHandle& master);
+// kill_group while the master holds its number, else kill_orphaned_workers.
+void kill_master_and_workers(const MasterHandle& master);
 
 }  // namespace fpmr::glue

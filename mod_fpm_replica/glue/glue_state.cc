@@ -196,6 +196,7 @@ int post_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) 
                          "cannot map the supervisor's shared memory for writing");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+        state.stamp_open_header();
         if (!any_child_alive(running_supervisor_pid())) state.reset_in_flight();
 
         auto generation = static_cast<uint32_t>(ap_state_query(AP_SQ_CONFIG_GEN));

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -186,18 +187,47 @@ pid_t start_replica(const SpawnPlan& plan) {
 
 // php-fpm does not create the directory of its listen socket; /run is a
 // fresh tmpfs at every boot. Creates what is missing of it (root, 0755),
-// as systemd's RuntimeDirectory= would.
+// as systemd's RuntimeDirectory= would. Walked one component at a time
+// without following symlinks, so a symlink planted where the path runs
+// through a directory someone else can write cannot send root's mkdir (and
+// php-fpm's socket) elsewhere: a symlink is followed only when root owns it
+// and the directory it is in can be changed by root alone (/var/run -> /run).
 void ensure_socket_directory(const SocketSpec& socket, server_rec* s) {
     if (socket.kind != SocketSpec::Kind::Unix) return;
     std::string dir = socket.path.substr(0, socket.path.rfind('/'));
-    for (size_t at = 1; at <= dir.size(); ++at) {
-        if (at != dir.size() && dir[at] != '/') continue;
-        std::string part = dir.substr(0, at);
-        if (::mkdir(part.c_str(), 0755) == 0) {
+    int at = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    std::string walked;
+    size_t from = 1;
+    while (at >= 0 && from <= dir.size()) {
+        size_t slash = dir.find('/', from);
+        std::string name = dir.substr(from, slash == std::string::npos ? std::string::npos : slash - from);
+        from = slash == std::string::npos ? dir.size() + 1 : slash + 1;
+        if (name.empty()) continue;
+        walked += "/" + name;
+        int next = ::openat(at, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT && ::mkdirat(at, name.c_str(), 0755) == 0) {
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, FPMRNO(00056)
-                         "created the socket directory %s", part.c_str());
+                         "created the socket directory %s", walked.c_str());
+            next = ::openat(at, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        } else if (next < 0 && (errno == ENOTDIR || errno == ELOOP)) {
+            struct stat link, parent;
+            bool trusted_link = ::fstatat(at, name.c_str(), &link, AT_SYMLINK_NOFOLLOW) == 0 &&
+                                S_ISLNK(link.st_mode) && link.st_uid == 0 &&
+                                ::fstat(at, &parent) == 0 && parent.st_uid == 0 &&
+                                (!(parent.st_mode & 022) || (parent.st_mode & S_ISVTX));
+            if (!trusted_link) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, FPMRNO(00067)
+                             "not creating the socket directory of %s: %s is a symlink someone "
+                             "other than root can change", socket.path.c_str(), walked.c_str());
+                ::close(at);
+                return;
+            }
+            next = ::openat(at, name.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
         }
+        ::close(at);
+        at = next;
     }
+    if (at >= 0) ::close(at);
 }
 
 void sleep_us(int64_t us) {
@@ -226,9 +256,9 @@ constexpr int64_t kStuckRequestUs = 1000000;
 
 class Supervisor {
 public:
-    Supervisor(server_rec* s, const SupervisorPlan& plan, int plan_fd)
+    Supervisor(server_rec* s, const SupervisorPlan& plan, int plan_fd, pid_t parent)
         : s_(s), drain_timeout_us_(plan.drain_timeout_us), shared_(writer_.state()),
-          plan_fd_(plan_fd) {
+          plan_fd_(plan_fd), parent_(parent), parent_uid_(::getuid()) {
         generation_seen_ = shared_.config_generation();
         for (const ReplicaPlan& r : plan.replicas) add_job(r);
         int adopted = 0;
@@ -242,6 +272,7 @@ public:
     [[noreturn]] void run() {
         while (!g_stop_requested) {
             int64_t now = now_us();
+            drain_plan_channel();
             reap(now);
             handle_prepare_requests(now);
             notice_replacement_requests(now);
@@ -363,14 +394,70 @@ private:
             pollfd p{plan_fd_, POLLIN, 0};
             if (::poll(&p, 1, static_cast<int>(left / 1000) + 1) <= 0) continue;
             char buffer[65536];
-            ssize_t n = ::read(plan_fd_, buffer, sizeof buffer);
-            if (n > 0) {
+            bool from_parent = false;
+            ssize_t n = read_plan_bytes(buffer, sizeof buffer, &from_parent);
+            if (n > 0 && from_parent) {
                 plan_frames_.append(buffer, static_cast<size_t>(n));
+            } else if (n > 0) {
+                continue;  // logged by read_plan_bytes; dropped
             } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
                 ::close(plan_fd_);  // the parent gave up on the pipe
                 plan_fd_ = -1;
                 plan_frames_.clear();
             }
+        }
+    }
+
+    // One read of the plan channel. The kernel attaches the sender's
+    // credentials to what it reads (SO_PASSCRED) and never joins bytes of
+    // two senders in one read, so bytes an httpd child wrote (it inherited
+    // the parent's end before it closed it) are told apart and dropped
+    // (`from_parent` false): they never reach the decoder.
+    ssize_t read_plan_bytes(char* buffer, size_t size, bool* from_parent) {
+        iovec iov{buffer, size};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        ssize_t n = ::recvmsg(plan_fd_, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        if (n <= 0) return n;
+        const ucred* cred = nullptr;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+                c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
+                cred = reinterpret_cast<const ucred*>(CMSG_DATA(c));
+            }
+        }
+        *from_parent = cred && cred->pid == parent_ && cred->uid == parent_uid_ &&
+                       !(msg.msg_flags & MSG_CTRUNC);
+        if (!*from_parent) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00066)
+                         "dropped %ld bytes on the configuration channel from pid %d (uid %d), "
+                         "which is not the httpd parent", static_cast<long>(n),
+                         cred ? static_cast<int>(cred->pid) : -1,
+                         cred ? static_cast<int>(cred->uid) : -1);
+        }
+        return n;
+    }
+
+    // Every turn: what waits on the plan channel is read now, so bytes from
+    // anyone but the parent are dropped as they come and cannot fill the
+    // channel ahead of the parent's next plan.
+    void drain_plan_channel() {
+        while (plan_fd_ >= 0) {
+            char buffer[65536];
+            bool from_parent = false;
+            ssize_t n = read_plan_bytes(buffer, sizeof buffer, &from_parent);
+            if (n > 0) {
+                if (from_parent) plan_frames_.append(buffer, static_cast<size_t>(n));
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+            ::close(plan_fd_);  // the parent gave up on the channel
+            plan_fd_ = -1;
+            plan_frames_.clear();
         }
     }
 
@@ -518,7 +605,7 @@ private:
             for (size_t mi = 0; mi < j.members.size(); ++mi) {
                 MemberRun& m = j.members[mi];
                 if (m.adopted && m.pid && exited(m.master)) {
-                    kill_group(m.master);
+                    kill_master_and_workers(m.master);
                     on_member_exit(j, mi, 0, now);
                 }
             }
@@ -1021,7 +1108,7 @@ private:
                     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s_, FPMRNO(00031)
                                  "replica '%s' (pid %d) did not stop within the drain timeout: "
                                  "killed", j.name().c_str(), m.pid);
-                    kill_group(m.master);
+                    kill_master_and_workers(m.master);
                     if (!m.adopted) ::waitpid(m.pid, nullptr, 0);
                     release(m.master);
                     m.pid = 0;
@@ -1037,7 +1124,9 @@ private:
     int64_t drain_timeout_us_;
     TrustedWriter writer_;      // this process's read-write mapping of the trusted block
     SharedState shared_;        // both blocks; writes the trusted one through writer_
-    int plan_fd_;               // read end of the pipe from the httpd parent; -1 when closed
+    int plan_fd_;               // our end of the plan channel from the httpd parent; -1 when closed
+    pid_t parent_;              // the httpd parent: the only sender whose bytes count
+    uid_t parent_uid_;
     PlanFrames plan_frames_;    // what was read from it
     uint32_t generation_seen_ = 0;
     std::map<std::string, uint32_t> prepare_seen_;  // release symlink -> prepare_requests seen
@@ -1050,12 +1139,12 @@ private:
 
 }  // namespace
 
-void run_supervisor(server_rec* s, const SupervisorPlan& plan, int plan_fd) {
+void run_supervisor(server_rec* s, const SupervisorPlan& plan, int plan_fd, pid_t parent) {
     for (int sig : {SIGHUP, SIGUSR1, SIGWINCH, SIGPIPE}) ::signal(sig, SIG_IGN);
     ::signal(SIGCHLD, SIG_DFL);
     ::signal(SIGTERM, request_stop);
     ::signal(SIGINT, request_stop);
-    Supervisor(s, plan, plan_fd).run();
+    Supervisor(s, plan, plan_fd, parent).run();
 }
 
 }  // namespace fpmr::glue

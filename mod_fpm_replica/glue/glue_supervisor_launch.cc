@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,7 +30,7 @@ struct RetainedSupervisor {
     pid_t pid;                 // 0 when none runs
     int stop_cleanup_registered;
     int64_t drain_timeout_us;  // of the running supervisor
-    int plan_fd;               // write end of the pipe to it; -1 when none
+    int plan_fd;               // the parent's end of the plan channel; -1 when none
     int64_t started_us;        // when it was forked
     int quick_deaths;          // supervisors in a row that died within kQuickDeathUs
 };
@@ -172,11 +173,20 @@ pid_t fork_supervisor(server_rec* main_server, const SupervisorPlan& plan,
     if (log) apr_os_file_get(&log_fd, log);
     if (retained->plan_fd >= 0) ::close(retained->plan_fd);
     retained->plan_fd = -1;
-    // The pipe the parent sends each later generation's plan down.
+    // The channel the parent sends each later generation's plan down: a
+    // unix socket pair, not a pipe, because every httpd child forked later
+    // inherits the parent's end (children close it in child_init, but code
+    // may run there before), and a plan names the commands root runs. The
+    // supervisor's end receives the kernel-checked credentials of every
+    // sender (SO_PASSCRED) and takes bytes from the httpd parent only.
     int plan_pipe[2] = {-1, -1};
-    if (::pipe2(plan_pipe, O_CLOEXEC) == 0) {
-        ::fcntl(plan_pipe[1], F_SETPIPE_SZ, 1 << 20);  // a whole plan at once
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, plan_pipe) == 0) {
+        int size = 1 << 20;  // a whole plan at once
+        ::setsockopt(plan_pipe[1], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size);
         ::fcntl(plan_pipe[1], F_SETFL, O_NONBLOCK);
+        int on = 1;
+        ::setsockopt(plan_pipe[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
+        ::shutdown(plan_pipe[0], SHUT_WR);  // nothing flows back to the parent
     }
     pid_t pid = ::fork();
     if (pid < 0) {
@@ -194,7 +204,7 @@ pid_t fork_supervisor(server_rec* main_server, const SupervisorPlan& plan,
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
         close_all_but({log_fd, plan_pipe[0], trusted_block_descriptor()});
-        run_supervisor(main_server, plan, plan_pipe[0]);
+        run_supervisor(main_server, plan, plan_pipe[0], parent);
     }
     if (plan_pipe[0] >= 0) ::close(plan_pipe[0]);
     retained->plan_fd = plan_pipe[1];
@@ -276,6 +286,15 @@ int start_supervisor(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* ma
 
 }  // namespace
 
+namespace {
+// A child sends no plan: it drops the parent's end of the channel first
+// thing, before any request can run code in it.
+void close_plan_channel(apr_pool_t*, server_rec*) {
+    auto* retained = static_cast<RetainedSupervisor*>(ap_retained_data_get(kRetainedKey));
+    if (retained && retained->plan_fd >= 0) ::close(retained->plan_fd);
+}
+}  // namespace
+
 pid_t running_supervisor_pid() {
     auto* retained = static_cast<RetainedSupervisor*>(ap_retained_data_get(kRetainedKey));
     return retained ? retained->pid : 0;
@@ -285,6 +304,7 @@ void register_supervisor_hooks(apr_pool_t*) {
     // After the shared block is bound (glue_state.cc, MIDDLE) and the release
     // resolvers exist (glue_pinning.cc, LAST, registered earlier).
     ap_hook_post_config(start_supervisor, nullptr, nullptr, APR_HOOK_REALLY_LAST);
+    ap_hook_child_init(close_plan_channel, nullptr, nullptr, APR_HOOK_REALLY_FIRST);
 }
 
 }  // namespace fpmr::glue

@@ -223,3 +223,21 @@ def test_missing_socket_directories_are_created(httpd):
     assert os.path.isdir(nested) and oct(os.stat(nested).st_mode & 0o777) == "0o755"
     assert httpd.get("/fast.php").status == 200
     assert "FPMR00056" in httpd.read_log()
+
+
+def test_an_operators_drain_survives_the_replacement_at_graceful(httpd):
+    """A drained supervised replica is replaced at the graceful restart (the
+    new php-fpm configuration must reach it too) but stays drained: the
+    nightly logrotate reload must not bring it back into service."""
+    before, _ = start_supervised(httpd)
+    assert httpd.control("drain", "a").status == 200
+    httpd.graceful()
+    replaced = harness.wait_for(lambda: (lambda reps: reps if reps and all(
+        r["pid"] and r["pid"] not in before.values() and r["restarts"] == 1 for r in reps)
+        else None)(httpd.status()["replicas"]), 30, what="both masters replaced")
+    a = next(r for r in replaced if r["name"] == "a")
+    assert a["admin"] == "drained" and a["state"] == "draining", a
+    served = {httpd.get("/fast.php").text.split()[1] for _ in range(8)}
+    assert served == {"replica=b"}
+    assert httpd.control("undrain", "a").status == 200
+    assert httpd.replica("a")["state"] == "ready"

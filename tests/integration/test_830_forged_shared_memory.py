@@ -13,9 +13,11 @@ at least as strong: the root supervisor must act on none of it.
   still completes within the drain timeout. Zero failed requests throughout.
 """
 
+import ctypes
 import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import time
@@ -23,15 +25,15 @@ import time
 import pytest
 
 import harness
-from test_800_supervision import all_ready, supervisor_pid
+from test_800_supervision import all_ready, start_supervised, supervisor_pid
 from test_900_namespace_deploy import deployed, serving  # noqa: F401 (fixture)
 from test_600_helper import setup  # noqa: F401 (fixture)
 
-LAYOUT_TOOL = os.path.join(harness.BUILD_DIR, "fpmr-shared-layout")
+FORGERY = os.path.join(harness.BUILD_DIR, "fpmr-forgery")
 
 
 def layout():
-    return json.loads(subprocess.run([LAYOUT_TOOL], check=True, capture_output=True,
+    return json.loads(subprocess.run([FORGERY, "layout"], check=True, capture_output=True,
                                      text=True).stdout)
 
 
@@ -224,3 +226,80 @@ def test_forged_shared_memory_is_never_acted_on(httpd, deployed):  # noqa: F811
     failed = result.failures()
     print(f"{result.summary()}; failed {len(failed)}")
     assert failed == [], failed[:5]
+
+
+def socket_inodes(pid):
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out[int(link[8:-1])] = int(fd)
+    return out
+
+
+def unix_peers():
+    """{socket inode: peer inode} of every connected unix socket (ss -x)."""
+    out = {}
+    text = subprocess.run(["ss", "-xan"], check=True, capture_output=True, text=True).stdout
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        try:
+            out[int(fields[-3])] = int(fields[-1])
+        except (ValueError, IndexError):
+            continue
+    return out
+
+
+def take_fd(pid, fd):
+    """A copy of process `pid`'s descriptor `fd` (pidfd_getfd, as root)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = libc.syscall(434, pid, 0)  # pidfd_open
+    assert pidfd >= 0, os.strerror(ctypes.get_errno())
+    try:
+        copy = libc.syscall(438, pidfd, fd, 0)  # pidfd_getfd
+        assert copy >= 0, os.strerror(ctypes.get_errno())
+        return copy
+    finally:
+        os.close(pidfd)
+
+
+def test_a_plan_not_sent_by_the_httpd_parent_is_dropped(httpd):
+    """The supervisor runs whatever commands a plan names, as root. Before,
+    every httpd child inherited the write end of the plan pipe: one frame
+    from a child for the next generation and root ran the child's command
+    at the next graceful restart. Now children hold no end of the channel,
+    and bytes any process but the httpd parent sends on it are dropped."""
+    before, sup = start_supervised(httpd)
+    httpd.expect_log(r"FPMR00066")
+    # The supervisor's end of the channel, and its peer: the parent's end.
+    peers = unix_peers()
+    parent_fds = socket_inodes(httpd.main_pid)
+    channel = [peers[i] for i in socket_inodes(sup) if peers.get(i) in parent_fds]
+    assert len(channel) == 1, (socket_inodes(sup), parent_fds)
+    parent_end = channel[0]
+    for child in httpd_children(httpd):
+        assert parent_end not in socket_inodes(child), "an httpd child holds the plan channel"
+
+    # Someone else (this test, root even) writes plans for the next
+    # generations into the parent's end.
+    marker = os.path.join(httpd.root, "run", "pwned")
+    frames = subprocess.run([FORGERY, "plan", "0", "40", os.path.join(httpd.root, "run"), marker],
+                            check=True, capture_output=True).stdout
+    fd = take_fd(httpd.main_pid, parent_fds[parent_end])
+    with socket.socket(fileno=fd) as s:
+        s.sendall(frames)
+    harness.wait_for(lambda: "FPMR00066" in httpd.read_log(), 10, what="the forged plan dropped")
+    assert f"from pid {os.getpid()} (uid 0)" in httpd.read_log()
+
+    # The next graceful restart applies the parent's plan, and only it.
+    httpd.graceful()
+    harness.wait_for(lambda: (lambda reps: reps if reps and not {
+        r["pid"] for r in reps} & set(before.values()) else None)(all_ready(httpd)), 30,
+        what="every master replaced")
+    time.sleep(1)
+    assert not os.path.exists(marker), open(marker).read()
+    assert "evil" not in httpd.read_log()
+    assert [r["name"] for r in httpd.status()["replicas"]] == ["a", "b"]

@@ -55,9 +55,28 @@ TEST_CASE("a master is signalled only while it is provably itself", "[proc]") {
     CHECK_FALSE(is_master(master, std::nullopt));
     CHECK_FALSE(is_master({4242, 0}, same));       // no recorded start time: nothing is proven
     CHECK(may_signal_group(master, same));
-    CHECK(may_signal_group(master, std::nullopt)); // what is left of its session
+    CHECK(may_signal_group(master, zombie));          // the zombie holds the number
+    CHECK_FALSE(may_signal_group(master, std::nullopt)); // gone: the number may be anyone's now
     CHECK_FALSE(may_signal_group(master, reused));
     CHECK_FALSE(may_signal_group({1, 987654}, same));   // never init's group (kill(-1) is everyone)
-    CHECK_FALSE(may_signal_group({0, 987654}, std::nullopt));
-    CHECK_FALSE(may_signal_group({-5, 987654}, std::nullopt));
+    CHECK_FALSE(may_signal_group({0, 987654}, same));
+    CHECK_FALSE(may_signal_group({-5, 987654}, same));
+}
+
+TEST_CASE("what a gone master left is told from a new session that reused its number", "[proc]") {
+    MasterIdentity master{4242, 1000};
+    uint64_t gone_at = 5000;
+    auto worker = parse_proc_stat(stat_line("php-fpm: pool app", 'S', 1, 4242, 4242, 1200));
+    auto later = parse_proc_stat(stat_line("bash", 'S', 1, 4242, 4242, 6000));
+    auto elsewhere = parse_proc_stat(stat_line("php-fpm: pool app", 'S', 1, 77, 77, 1200));
+    auto before = parse_proc_stat(stat_line("init-ish", 'S', 0, 4242, 4242, 10));
+    CHECK(is_orphaned_worker(master, *worker, gone_at));
+    CHECK_FALSE(is_orphaned_worker(master, *later, gone_at));      // started after it was gone
+    CHECK_FALSE(is_orphaned_worker(master, *elsewhere, gone_at));  // another session
+    CHECK_FALSE(is_orphaned_worker(master, *before, gone_at));     // older than the master
+    CHECK_FALSE(is_orphaned_worker({1, 1000}, *worker, gone_at));
+    uint64_t now = start_time_clock_now();
+    auto self = read_proc_stat(getpid());
+    REQUIRE(self);
+    CHECK(self->start_time <= now);
 }

@@ -2,6 +2,9 @@
 // its encoding, and how a new plan compares with the running one.
 #include <catch2/catch.hpp>
 
+#include <cstring>
+
+#include "shared_state.h"
 #include "supervisor_plan.h"
 
 using namespace fpmr;
@@ -153,4 +156,39 @@ TEST_CASE("a new plan keeps, adds, removes and leaves moved replicas alone", "[p
     CHECK(changes.switched == std::vector<std::pair<size_t, size_t>>{{1, 1}});
     CHECK(changes.removed == std::vector<size_t>{0, 2});
     CHECK(changes.added == std::vector<size_t>{0});
+}
+
+TEST_CASE("a plan naming no slot or a slot outside the shared block is refused", "[plan]") {
+    SupervisorPlan plan;
+    plan.generation = 3;
+    plan.replicas.push_back(replica("app.test:80", "a", 0));
+    REQUIRE(decode_plan(encode_plan(plan)));
+    SupervisorPlan bad = plan;
+    bad.replicas[0].members[1].slot = static_cast<int>(kMaxSlots);
+    CHECK_FALSE(decode_plan(encode_plan(bad)));
+    bad.replicas[0].members[1].slot = -1;
+    CHECK_FALSE(decode_plan(encode_plan(bad)));
+    bad = plan;
+    bad.replicas[0].members.clear();
+    CHECK_FALSE(decode_plan(encode_plan(bad)));
+}
+
+TEST_CASE("a frame longer than any plan empties the buffer instead of waiting for it", "[plan]") {
+    PlanFrames frames;
+    uint32_t huge = kMaxFrameBytes + 1;
+    std::string head(sizeof huge, '\0');
+    std::memcpy(head.data(), &huge, sizeof huge);
+    frames.append(head.data(), head.size());
+    frames.append("xyz", 3);
+    std::optional<SupervisorPlan> plan = SupervisorPlan{};
+    REQUIRE(frames.next(&plan));
+    CHECK_FALSE(plan);
+    CHECK_FALSE(frames.next(&plan));  // nothing left
+    SupervisorPlan good;
+    good.generation = 4;
+    std::string frame = frame_plan(good);
+    frames.append(frame.data(), frame.size());
+    REQUIRE(frames.next(&plan));
+    REQUIRE(plan);
+    CHECK(plan->generation == 4);
 }
