@@ -3,6 +3,7 @@
 // and the mountinfo of a process it inspects. A Refusal is the expected answer
 // to bad input; any other exception, a crash or an accepted value that breaks
 // the rules is a finding.
+#include <cstdio>
 #include <string>
 
 #include "fuzz_input.h"
@@ -27,6 +28,34 @@ bool accepted(F&& f) {
 
 void check_syntax_holds(const char* what, const std::string& path) {
     if (!accepted([&] { check_path_syntax(what, path); })) violated("an accepted path breaks the path rules");
+}
+
+// As the kernel writes a path into mountinfo: space, tab, newline and
+// backslash as octal escapes.
+std::string mountinfo_escaped(const std::string& path) {
+    std::string out;
+    for (char c : path) {
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\\') {
+            char escape[5];
+            std::snprintf(escape, sizeof escape, "\\%03o", static_cast<unsigned char>(c));
+            out += escape;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+// A release bind-mounted at a stable path, both named by the input, is
+// found again from the mountinfo the kernel would write for them.
+void check_mountinfo_round_trip(const std::string& release, const std::string& stable_path) {
+    if (release.empty() || release[0] != '/' || stable_path.empty() || stable_path[0] != '/') return;
+    const std::string host = "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n";
+    const std::string process = host + "95 22 8:1 " + mountinfo_escaped(release) + " " +
+                                mountinfo_escaped(stable_path) + " ro,nosuid,nodev - ext4 /dev/sda1 rw\n";
+    if (release_from_mountinfo(process, host, stable_path) != release) {
+        violated("release_from_mountinfo does not find the release mounted at the stable path");
+    }
 }
 
 }  // namespace
@@ -68,5 +97,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // The inspected process's mountinfo, the host's and the stable path.
     const std::vector<std::string> parts = fpmr::fuzz::split_parts(text, 3);
     accepted([&] { (void)release_from_mountinfo(parts[0], parts[1], parts[2]); });
+    const std::vector<std::string> paths = fpmr::fuzz::split_parts(text, 2);
+    check_mountinfo_round_trip(paths[0], paths[1]);
     return 0;
 }
