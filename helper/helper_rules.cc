@@ -46,10 +46,16 @@ std::vector<MountLine> parse_mountinfo(const std::string& text) {
     std::istringstream in(text);
     std::string line;
     while (std::getline(in, line)) {
-        std::istringstream fields(line);
-        std::string id, parent, device, root, mount_point;
-        if (fields >> id >> parent >> device >> root >> mount_point) {
-            out.push_back({device, unescape_mountinfo(root), unescape_mountinfo(mount_point)});
+        // Fields are separated by single spaces; the kernel escapes only
+        // space, tab, newline and backslash in paths, so a path may hold a
+        // '\r' or '\v' that `>>` would take for a separator.
+        std::vector<std::string> fields;
+        std::istringstream words(line);
+        for (std::string field; fields.size() < 5 && std::getline(words, field, ' ');) {
+            fields.push_back(field);
+        }
+        if (fields.size() == 5) {
+            out.push_back({fields[2], unescape_mountinfo(fields[3]), unescape_mountinfo(fields[4])});
         }
     }
     return out;

@@ -1,7 +1,6 @@
 // FastCGI ping request encoding and reply parsing (FastCGI 1.0 records).
 #include "fcgi_ping.h"
 
-#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -42,6 +41,22 @@ void append_length(std::string& out, size_t n) {
         out += static_cast<char>((n >> 8) & 0xff);
         out += static_cast<char>(n & 0xff);
     }
+}
+
+// The code of a "Status:" header's value ("404 Not Found"): three digits,
+// 100 to 999, alone or followed by a blank; 0 for anything else, which no
+// check counts as a pass. Parsed by hand: atoi would wrap a long number from
+// a broken replica ("4294967496" became 200).
+int status_code_of(const std::string& value) {
+    size_t at = value.find_first_not_of(" \t");
+    if (at == std::string::npos || value.size() - at < 3) return 0;
+    int code = 0;
+    for (size_t i = at; i < at + 3; ++i) {
+        if (value[i] < '0' || value[i] > '9') return 0;
+        code = code * 10 + (value[i] - '0');
+    }
+    if (value.size() > at + 3 && value.find_first_of(" \t\r", at + 3) != at + 3) return 0;
+    return code >= 100 ? code : 0;
 }
 
 }  // namespace
@@ -104,7 +119,7 @@ FcgiReply parse_fcgi_reply(const std::string& bytes) {
         size_t eol = headers.find('\n', at);
         std::string line = headers.substr(at, eol == std::string::npos ? std::string::npos : eol - at);
         if (line.size() >= 7 && (line.compare(0, 7, "Status:") == 0 || line.compare(0, 7, "status:") == 0)) {
-            reply.http_status = std::atoi(line.c_str() + 7);
+            reply.http_status = status_code_of(line.substr(7));
         }
         if (eol == std::string::npos) break;
         at = eol + 1;

@@ -99,7 +99,9 @@ FcgiPingClient::Result FcgiPingClient::advance(int64_t now_us, int wait_ms) {
     if (n <= 0) return finish(Result::Failed);
     received_.append(buffer, static_cast<size_t>(n));
     switch (parse_fcgi_reply(received_).status) {
-        case FcgiReply::Status::Incomplete: return Result::Pending;
+        case FcgiReply::Status::Incomplete:
+            if (received_.size() > kMaxReplyBytes) break;
+            return Result::Pending;
         case FcgiReply::Status::Complete: return finish(Result::Answered);
         case FcgiReply::Status::Malformed: break;
     }

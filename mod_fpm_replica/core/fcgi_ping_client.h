@@ -4,6 +4,7 @@
 // POSIX sockets, no httpd types.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -14,6 +15,11 @@ namespace fpmr {
 class FcgiPingClient {
 public:
     enum class Result { Pending, Answered, Failed };
+
+    // A ping's answer is a few headers; a replica that sends more without
+    // ending its reply is broken or hostile, and each read re-parses what
+    // came so far, so the supervisor's memory and time stay bounded.
+    static constexpr size_t kMaxReplyBytes = 64 * 1024;
 
     // Starts connecting to `socket` and sending a GET of `path`; it must be
     // answered by `deadline_us` (on the caller's clock).

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "control_checks.h"
+#include "form_body.h"
 #include "glue.h"
 #include "selection.h"
 #include "status_render.h"
@@ -136,23 +137,42 @@ int send_error(request_rec* r, int http_status, const std::string& message) {
     return send_json(r, http_status, "{\"error\": " + json_escape(message) + "}\n");
 }
 
-// Reads action= and replica= from a url-encoded POST body.
+// Reads action=, replica= and release= from a url-encoded POST body (parsed
+// in the core: form_body.h). A body over kMaxFormBytes, a malformed one or a
+// value longer than kReleaseLength is an error; a body of another content
+// type is discarded and carries no fields (as ap_parse_form_data did).
 bool read_form(request_rec* r, std::string* action, std::string* replica, std::string* release) {
-    apr_array_header_t* pairs = nullptr;
-    if (ap_parse_form_data(r, nullptr, &pairs, -1, kMaxFormBytes) != OK || !pairs) return false;
-    while (!apr_is_empty_array(pairs)) {
-        auto* pair = static_cast<ap_form_pair_t*>(apr_array_pop(pairs));
-        apr_off_t len;
-        apr_brigade_length(pair->value, 1, &len);
-        if (len < 0 || len > static_cast<apr_off_t>(kReleaseLength)) continue;
-        std::string value(static_cast<size_t>(len), '\0');
-        apr_size_t size = static_cast<apr_size_t>(len);
-        apr_brigade_flatten(pair->value, value.data(), &size);
-        value.resize(size);
-        if (std::strcmp(pair->name, "action") == 0) *action = value;
-        if (std::strcmp(pair->name, "replica") == 0) *replica = value;
-        if (std::strcmp(pair->name, "release") == 0) *release = value;
+    const char* type = apr_table_get(r->headers_in, "Content-Type");
+    if (!type || ap_cstr_casecmpn(type, "application/x-www-form-urlencoded", 33) != 0) {
+        return ap_discard_request_body(r) == OK;
     }
+    if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK) return false;
+    std::string body;
+    if (ap_should_client_block(r)) {
+        char buffer[1024];
+        long n;
+        while ((n = ap_get_client_block(r, buffer, sizeof buffer)) > 0) {
+            if (body.size() + static_cast<size_t>(n) > kMaxFormBytes) {
+                // Not worth reading the rest of an oversized body to keep the
+                // connection alive.
+                r->connection->keepalive = AP_CONN_CLOSE;
+                return false;
+            }
+            body.append(buffer, static_cast<size_t>(n));
+        }
+        if (n < 0) return false;
+    }
+    FormBodyLimits limits;
+    limits.max_value_length = kReleaseLength;
+    auto fields = parse_form_body(body, limits);
+    if (!fields) return false;
+    auto take = [&](const char* name, std::string* out) {
+        auto it = fields->find(name);
+        if (it != fields->end()) *out = it->second;
+    };
+    take("action", action);
+    take("replica", replica);
+    take("release", release);
     return true;
 }
 

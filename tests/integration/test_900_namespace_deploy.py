@@ -143,10 +143,13 @@ def test_cli_deploy_rollback_and_a_broken_release(httpd, deployed):
         assert r.returncode == 0, r.stdout + r.stderr
         assert os.path.realpath(os.path.join(setup["app"], "current")) == setup["r2"]
         assert {x["release"] for x in httpd.status()["replicas"]} == {setup["r2"]}
-        # A release no replica can start on: the symlink is left alone.
+        # A release that is not one of this application's (outside the
+        # releases directory): refused before any master starts, and the
+        # symlink is left alone.
         rogue = make_release(os.path.join(httpd.root, "elsewhere"), "r9")
         r = cli(httpd, "deploy", rogue)
-        assert r.returncode == 1 and "could not start" in r.stderr, r.stdout + r.stderr
+        assert r.returncode == 1 and "is not a directory in " + os.path.join(
+            setup["app"], "releases") in r.stderr, r.stdout + r.stderr
         assert os.path.realpath(os.path.join(setup["app"], "current")) == setup["r2"]
         r = cli(httpd, "rollback")
         assert r.returncode == 0, r.stdout + r.stderr

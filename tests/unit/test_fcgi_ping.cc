@@ -43,3 +43,22 @@ TEST_CASE("ping replies: complete, incomplete, status, malformed", "[fcgi]") {
 
     CHECK(parse_fcgi_reply("HTTP/1.1 200 OK\r\n\r\n").status == FcgiReply::Status::Malformed);
 }
+
+// Found by fuzz/fuzz_fcgi_reply.cc: the status code was read with atoi, so a
+// broken replica's "Status: 4294967496" wrapped to 200 and passed a check.
+TEST_CASE("a Status header counts only as a three-digit code", "[fcgi]") {
+    auto status_of = [](const std::string& header) {
+        return parse_fcgi_reply(record(6, header + "\r\n\r\n") + record(3, std::string(8, '\0')))
+            .http_status;
+    };
+    CHECK(status_of("Status: 503 Service Unavailable") == 503);
+    CHECK(status_of("Status:\t204") == 204);
+    CHECK(status_of("status: 302 Found") == 302);
+    CHECK(status_of("Status: 4294967496 OK") == 0);
+    CHECK(status_of("Status: 2000") == 0);
+    CHECK(status_of("Status: 002") == 0);
+    CHECK(status_of("Status: 20") == 0);
+    CHECK(status_of("Status: -200") == 0);
+    CHECK(status_of("Status: OK") == 0);
+    CHECK(status_of("Content-Type: text/plain") == 200);  // no Status header
+}

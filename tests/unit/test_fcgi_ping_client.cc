@@ -141,3 +141,34 @@ TEST_CASE("a malformed reply fails the ping", "[fcgi]") {
     CHECK(result == FcgiPingClient::Result::Failed);
     CHECK(served);
 }
+
+// A replica that streams output without ending its reply must not keep the
+// supervisor reading (and re-parsing a growing buffer) until the deadline.
+TEST_CASE("a reply that grows past the limit without ending fails the ping", "[fcgi]") {
+    Listener server("floods");
+    size_t sent = 0;
+    std::thread flood([&] {
+        int c = accept_soon(server.fd);
+        if (c < 0) return;
+        char buffer[4096];
+        if (::read(c, buffer, sizeof buffer) <= 0) return;
+        const std::string chunk = record(6, std::string(8000, 'x'));
+        // Until the client hangs up (EPIPE) or well past the limit.
+        while (sent < 4 * FcgiPingClient::kMaxReplyBytes) {
+            ssize_t n = ::send(c, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+            if (n <= 0) break;
+            sent += static_cast<size_t>(n);
+        }
+        pollfd p{c, POLLIN, 0};
+        ::poll(&p, 1, 3000);  // the client's close
+        ::close(c);
+    });
+    int64_t started = now_us();
+    FcgiPingClient ping(server.spec(), "/ping", started + 10000000);
+    FcgiPingClient::Result result = run(ping, 3000000);
+    int64_t took = now_us() - started;
+    flood.join();
+    CHECK(result == FcgiPingClient::Result::Failed);
+    CHECK(took < 3000000);
+    CHECK(sent > FcgiPingClient::kMaxReplyBytes);
+}

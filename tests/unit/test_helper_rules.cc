@@ -177,3 +177,17 @@ TEST_CASE("the release behind a stable path, from mountinfo", "[helper]") {
     CHECK(release_from_mountinfo(spaced, host, "/srv/app/live") == "/srv/my app/r1");
     CHECK(release_from_mountinfo(host, host, "/srv/app/live").empty());
 }
+
+// Found by fuzz/fuzz_helper_rules.cc: the kernel leaves '\r', '\v' and '\f'
+// unescaped in mountinfo paths, and splitting fields with `>>` cut a release
+// named by the deploy user there, so inspect reported another release.
+TEST_CASE("mountinfo fields are split on spaces only", "[helper]") {
+    std::string host = "22 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n";
+    std::string forged = host +
+        "99 22 254:0 /srv/app/releases/a\r/srv/app/live /srv/app/live rw - ext4 /dev/vda rw\n";
+    CHECK(release_from_mountinfo(forged, host, "/srv/app/live") ==
+          "/srv/app/releases/a\r/srv/app/live");
+    std::string vertical = host + "99 22 254:0 /srv/app/releases/b\v1 /srv/app/live\f rw - ext4 /dev/vda rw\n";
+    CHECK(release_from_mountinfo(vertical, host, "/srv/app/live").empty());
+    CHECK(release_from_mountinfo(vertical, host, "/srv/app/live\f") == "/srv/app/releases/b\v1");
+}
