@@ -141,6 +141,26 @@ struct HeldPaths {
     std::string stable_path;
 };
 
+// The stable path, opened from "/" one component at a time with each
+// directory above it checked as it is opened (the stable path itself may
+// belong to anyone: it is what gets covered). Whoever may rename or replace
+// an ancestor could swap the stable path for anything once the helper has
+// looked away, so such a layout is refused outright (exit 2). Checking from
+// the top down, through the descriptors the lookup itself uses, means a
+// chain that passes is one that only root can change from then on; it
+// cannot be a chain the directory was moved into for the moment of a check.
+// Invalid (errno set) when a component is missing, not a directory or a
+// symlink.
+HeldFd open_stable_path(const std::string& stable_path) {
+    return open_directory_visiting_ancestors(stable_path, [&](const Ancestor& a) {
+        std::string why = untrusted_reason_of(a.st);
+        if (!why.empty()) {
+            die_refused("--stable-path '" + stable_path + "': its ancestor '" + a.path + "' " + why +
+                        ", who could swap the stable path");
+        }
+    });
+}
+
 // Phase 1: every path is checked, and held. The release is opened in two
 // steps, its release-root first, then the rest beneath that root's
 // descriptor, so the directory found is beneath the root by construction
@@ -164,18 +184,8 @@ HeldPaths check_paths(const SpawnArgs& args, const HelperConfig& config, Resolut
     out.release_path = args.release;
 
     check_stable_path_allowed(args.stable_path, config);
-    out.stable = open_directory_absolute(args.stable_path, how);
+    out.stable = open_stable_path(args.stable_path);
     if (!out.stable.valid()) die_refused("--stable-path '" + args.stable_path + "' " + open_failure(errno));
-    // Whoever may rename an ancestor could swap the stable path for anything
-    // once the helper has looked away; refuse such a layout outright.
-    bool walked = for_each_ancestor(out.stable.get(), args.stable_path, [&](const Ancestor& a) {
-        std::string why = untrusted_reason_of(a.st);
-        if (!why.empty()) {
-            die_refused("--stable-path '" + args.stable_path + "': its ancestor '" + a.path + "' " + why +
-                        ", who could swap the stable path");
-        }
-    });
-    if (!walked) die_changed(args.stable_path);
     for (const auto& real_root : real_roots) {
         if (args.stable_path == real_root || args.stable_path.rfind(real_root + "/", 0) == 0) {
             die_refused("--stable-path '" + args.stable_path + "' lies inside release-root '" + real_root + "'");
@@ -268,7 +278,14 @@ void mount_release(const HeldPaths& paths, bool writable, Resolution how) {
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
         die_with_error("making / recursively private");
     }
-    HeldFd stable_here = reopen_same(paths.stable, paths.stable_path, how);
+    // The mount target is looked up in this namespace through a chain that
+    // is checked again here, and must be the directory held since phase 1:
+    // the directory covered is reached the way it was checked, in the
+    // namespace where it is covered.
+    HeldFd stable_here = open_stable_path(paths.stable_path);
+    if (!stable_here.valid() || !same_inode(stable_here.get(), paths.stable.get())) {
+        die_changed(paths.stable_path);
+    }
     if (tree.valid()) {
         if (move_tree(tree.get(), stable_here.get()) != 0) {
             die_with_error("attaching %s over %s", paths.release_path.c_str(), paths.stable_path.c_str());

@@ -67,26 +67,32 @@ long openat2_directory(int dirfd, const char* path) {
     return ::syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
+// One component of a walk, a name without "/" in it, beneath `dirfd`;
+// errno ELOOP (not ENOTDIR) when the name is a symlink, as openat2 says it.
+HeldFd open_component(int dirfd, const std::string& name) {
+    if (name == "." || name == "..") {  // would step outside dirfd or hide a name
+        errno = EXDEV;
+        return HeldFd();
+    }
+    HeldFd next(::openat(dirfd, name.c_str(), kComponentFlags));
+    if (!next.valid()) {
+        int saved = errno;
+        struct stat st;
+        if (saved == ENOTDIR && ::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(st.st_mode)) {
+            saved = ELOOP;
+        }
+        errno = saved;
+    }
+    return next;
+}
+
 HeldFd open_by_walk(int dirfd, const std::string& relative) {
     HeldFd current(::openat(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!current.valid()) return current;
     for (const auto& name : components_of(relative)) {
-        if (name == "." || name == "..") {  // would step outside dirfd or hide a name
-            errno = EXDEV;
-            return HeldFd();
-        }
-        HeldFd next(::openat(current.get(), name.c_str(), kComponentFlags));
-        if (!next.valid()) {
-            int saved = errno;
-            struct stat st;
-            if (saved == ENOTDIR &&
-                ::fstatat(current.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                S_ISLNK(st.st_mode)) {
-                saved = ELOOP;
-            }
-            errno = saved;
-            return HeldFd();
-        }
+        HeldFd next = open_component(current.get(), name);
+        if (!next.valid()) return next;
         current = std::move(next);
     }
     return current;
@@ -131,30 +137,25 @@ HeldFd open_directory_absolute(const std::string& absolute, Resolution how) {
     return open_directory_beneath(root.get(), absolute, how);
 }
 
-bool for_each_ancestor(int held, const std::string& absolute,
-                       const std::function<void(const Ancestor&)>& visit) {
-    struct stat root_st;
-    if (::stat("/", &root_st) != 0) return false;
-    HeldFd current(::fcntl(held, F_DUPFD_CLOEXEC, 0));
-    if (!current.valid()) return false;
-    std::string path = absolute;
-    while (path != "/") {
-        path = parent_of(path);
-        // ".." from the descriptor: the directory it hangs in now, crossing
-        // to the parent mount at a mount's root as a path lookup would.
-        HeldFd up(::openat(current.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
-        if (!up.valid()) return false;
+HeldFd open_directory_visiting_ancestors(const std::string& absolute,
+                                         const std::function<void(const Ancestor&)>& visit) {
+    HeldFd current = open_root();
+    if (!current.valid()) return current;
+    std::string path = "/";
+    for (const auto& name : components_of(absolute)) {
+        // Checked through the descriptor about to be searched, never by
+        // path: the directory the next name is looked up in is the one
+        // that passed. (Walking ".." up from the end instead checks wherever
+        // the end hangs at that moment, which its parent's owner can move.)
         Ancestor ancestor{path, {}};
-        if (::fstat(up.get(), &ancestor.st) != 0) return false;
-        bool at_root = ancestor.st.st_dev == root_st.st_dev && ancestor.st.st_ino == root_st.st_ino;
-        if (at_root != (path == "/")) {  // moved since it was opened
-            errno = ESTALE;
-            return false;
-        }
+        if (::fstat(current.get(), &ancestor.st) != 0) return HeldFd();
         visit(ancestor);
-        current = std::move(up);
+        HeldFd next = open_component(current.get(), name);
+        if (!next.valid()) return next;
+        current = std::move(next);
+        path = joined(path, name);
     }
-    return true;
+    return current;
 }
 
 std::string untrusted_reason_of(const struct stat& st) {

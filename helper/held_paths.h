@@ -55,20 +55,25 @@ HeldFd open_directory_beneath(int dirfd, const std::string& relative, Resolution
 // The same from "/" for an absolute path.
 HeldFd open_directory_absolute(const std::string& absolute, Resolution how);
 
-// One ancestor of a held directory, nearest first: the path it was reached
-// by (a prefix of the absolute path, which has no symlink in it) and its stat.
+// One directory on the way to a directory being opened: the path it was
+// reached by (a prefix of the absolute path, which has no symlink in it) and
+// the stat of the descriptor that was opened for it.
 struct Ancestor {
     std::string path;
     struct stat st;
 };
 
-// Visits every ancestor of `held` (opened from `absolute`) by going up
-// through ".." from the descriptor itself, so what is checked is the chain
-// the directory really hangs in now, not a path looked up again. Returns
-// false (errno set) when a step fails or the chain does not end at "/" after
-// as many steps as `absolute` has components (it moved meanwhile).
-bool for_each_ancestor(int held, const std::string& absolute,
-                       const std::function<void(const Ancestor&)>& visit);
+// Opens `absolute` from "/" one component at a time (O_PATH|O_NOFOLLOW|
+// O_DIRECTORY, whatever the Resolution), calling `visit` on "/" and on each
+// directory above the last one as soon as it is opened, before anything is
+// looked up in it. So every directory visited is the one the next name was
+// then really found in: a check in `visit` that refuses directories others
+// could change makes the whole chain one only root can change, from the top,
+// and nothing below a refused directory is ever opened. `visit` refuses by
+// throwing (or exiting). Returns the last directory, or an invalid HeldFd
+// with errno set as open_directory_beneath does.
+HeldFd open_directory_visiting_ancestors(const std::string& absolute,
+                                         const std::function<void(const Ancestor&)>& visit);
 
 // Resolves a release-root as root wrote it in the configuration: a symlink
 // on the way is followed only where nobody but root can have placed or

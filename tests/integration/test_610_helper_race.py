@@ -15,6 +15,15 @@ Against the helper of ade8cc9 (symlink checks, then a mount by path) this
 test fails: set FPMR_RACE_HELPER=/path/to/old/fpm-replica-helper to run it
 against another binary.
 
+A second attack, on the ownership rule itself: the stable path's parent
+belongs to the attacker (a layout the rule must refuse), and the attacker
+moves the stable directory back and forth between there and a root-owned
+sticky directory at the same depth, so that a check which walks up through
+".." from the held directory can catch it in the trusted tree and the mount
+then find it back in place. Every spawn must be refused. Driver:
+`python3 test_610_helper_race.py drive-move HELPER BASE SPAWNS SECONDS`.
+Against the helper of 2872c8b (the ".." walk) this test fails.
+
 Also here: the ownership rule that makes the race impossible in the safe
 layout (refused: a stable path with an ancestor a non-root user can change),
 and symlinks under a release root."""
@@ -177,6 +186,97 @@ def drive(helper, base, spawns, seconds):
                       "decoy_intact": decoy_intact}))
 
 
+# --- the second driver: moving the stable path into a trusted tree ----------
+
+def build_move_layout(base):
+    """The stable path `home/live` in a directory of the attacker's, and a
+    root-owned sticky `pub` at the same depth that it can be moved into (a
+    directory moves to another parent only if its owner moves it, so `live`
+    is the attacker's too, as the rule allows)."""
+    subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=16m", "fpmr-move", base], check=True)
+    release = os.path.join(base, "releases", "r1")
+    home, pub = os.path.join(base, "home"), os.path.join(base, "pub")
+    live = os.path.join(home, "live")
+    for d, mode in ((os.path.join(base, "releases"), 0o755), (release, 0o755), (home, 0o755),
+                    (live, 0o755), (pub, 0o1777)):
+        os.mkdir(d)
+        os.chmod(d, mode)
+    for d in (home, live):
+        os.chown(d, NOBODY, NOBODY)
+    tool = os.path.join(base, "tool")
+    write(tool, "#!/bin/sh\necho SPAWNED\n", 0o755)
+    conf = os.path.join(base, "helper.conf")
+    write(conf, f"release-root {base}/releases\nstable-path {live}\n", 0o644)
+    return {"base": base, "release": release, "home": home, "live": live, "conf": conf, "tool": tool}
+
+
+def start_mover(base, deadline):
+    """A child that becomes nobody and moves home/live to pub/live and back
+    until told to stop (SIGTERM) or the deadline passes; it reports how many
+    moves it made through a pipe."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: never outlive the driver
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+        os.chdir(base)
+        stop = []
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        moves = failures = 0
+        while not stop and time.monotonic() < deadline:
+            for src, dst in ((b"home/live", b"pub/live"), (b"pub/live", b"home/live")):
+                if libc.rename(src, dst) == 0:
+                    moves += 1
+                else:
+                    failures += 1
+        # Left where the configuration names it, as before the attack.
+        libc.rename(b"pub/live", b"home/live")
+        os.write(write_end, json.dumps({"moves": moves, "failures": failures}).encode())
+        os._exit(0)
+    os.close(write_end)
+    return pid, read_end
+
+
+def drive_move(helper, base, spawns, seconds):
+    layout = build_move_layout(base)
+    deadline = time.monotonic() + seconds
+    mover, report = start_mover(base, deadline + 5)
+    counts = {"spawns": 0, "spawned": 0, "refused_exit_1": 0, "refused_exit_2": 0, "unclean": 0}
+    examples, refusal_lines = [], {}
+    try:
+        time.sleep(0.05)
+        while counts["spawns"] < spawns and time.monotonic() < deadline:
+            run = subprocess.run([helper, "spawn", "--config", layout["conf"], "--release",
+                                  layout["release"], "--stable-path", layout["live"], "--",
+                                  layout["tool"]],
+                                 capture_output=True, text=True, timeout=10,
+                                 env={"PATH": "/usr/bin:/bin"})
+            counts["spawns"] += 1
+            one_line = run.stdout == "" and run.stderr.startswith("fpm-replica-helper: ") and \
+                len(run.stderr.strip().splitlines()) == 1
+            if run.returncode == 0 and run.stdout == "SPAWNED\n":
+                counts["spawned"] += 1  # mounted over a path its parent's owner controls
+            elif run.returncode in (1, 2) and one_line:
+                counts[f"refused_exit_{run.returncode}"] += 1
+                line = run.stderr.strip().replace(base, "BASE")
+                refusal_lines[line] = refusal_lines.get(line, 0) + 1
+            else:
+                counts["unclean"] += 1
+                if len(examples) < 5:
+                    examples.append(f"exit {run.returncode} with {run.stdout!r} {run.stderr!r}")
+    finally:
+        os.kill(mover, signal.SIGTERM)
+        os.waitpid(mover, 0)
+    attack = json.loads(os.read(report, 4096).decode() or "{}")
+    os.close(report)
+    print(json.dumps({**counts, **attack, "examples": examples, "refusals": refusal_lines}))
+
+
 # --- the tests --------------------------------------------------------------
 
 if __name__ != "__main__":
@@ -185,11 +285,11 @@ if __name__ != "__main__":
     import harness
     from releases import make_release, write_helper_conf
 
-    def race(httpd, helper, spawns=1000, seconds=25):
+    def race(httpd, helper, spawns=1000, seconds=25, driver="drive"):
         base = os.path.join(httpd.root, "race")
         os.makedirs(base)
         r = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable,
-                            os.path.abspath(__file__), "drive", helper, base, str(spawns),
+                            os.path.abspath(__file__), driver, helper, base, str(spawns),
                             str(seconds)],
                            capture_output=True, text=True, timeout=seconds + 45)
         assert r.returncode == 0, r.stdout + r.stderr
@@ -220,6 +320,20 @@ if __name__ != "__main__":
         # Every mount read-only, nosuid, nodev.
         for options in result["options"]:
             assert {"ro", "nosuid", "nodev"} <= set(options.split(",")), result
+
+    @pytest.mark.parametrize("helper", helpers(), ids=os.path.basename)
+    def test_moving_the_stable_path_into_a_trusted_tree_never_passes_the_check(httpd, helper):
+        result = race(httpd, helper, spawns=1000, seconds=10, driver="drive-move")
+        assert result["moves"] > 1000, result  # the attacker really was moving it
+        assert result["spawns"] >= 100, result
+        assert result["spawned"] == 0, result
+        assert result["unclean"] == 0, result
+        assert result["refused_exit_1"] + result["refused_exit_2"] == result["spawns"], result
+        # The refusal names the directory and its owner. (Checked from the
+        # top, `home` is refused before `live` is looked up, wherever it is.)
+        owned = ("fpm-replica-helper: --stable-path 'BASE/home/live': its ancestor 'BASE/home' is "
+                 f"owned by nobody (uid {NOBODY}), who could swap the stable path")
+        assert result["refusals"].get(owned, 0) > 0, result
 
     # --- the ownership rule and symlinks under a release root ---
 
@@ -307,5 +421,6 @@ if __name__ != "__main__":
         assert spawn(tree, live, release_root=trusted).returncode == 0
 
 
-if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "drive":
-    drive(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] in ("drive", "drive-move"):
+    (drive if sys.argv[1] == "drive" else drive_move)(sys.argv[2], sys.argv[3], int(sys.argv[4]),
+                                                      float(sys.argv[5]))

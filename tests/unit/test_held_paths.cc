@@ -89,21 +89,51 @@ TEST_CASE("directories open without following any symlink, both ways", "[helper]
     }
 }
 
-TEST_CASE("the ancestors of a held directory, from the descriptor up", "[helper]") {
+TEST_CASE("directories above one being opened are visited from the top, as opened", "[helper]") {
     Scratch s;
     std::string path = s.root + "/releases/r1/public";
-    HeldFd held = open_directory_absolute(path, default_resolution());
-    REQUIRE(held.valid());
     std::vector<std::string> seen;
-    CHECK(for_each_ancestor(held.get(), path, [&](const Ancestor& a) {
+    HeldFd held = open_directory_visiting_ancestors(path, [&](const Ancestor& a) {
         seen.push_back(a.path);
         CHECK(a.st.st_ino == stat_of(a.path).st_ino);
-    }));
-    CHECK(seen == std::vector<std::string>{s.root + "/releases/r1", s.root + "/releases", s.root, "/tmp", "/"});
+    });
+    REQUIRE(held.valid());
+    CHECK(stat_of(held.get()).st_ino == stat_of(path).st_ino);
+    CHECK(seen == std::vector<std::string>{"/", "/tmp", s.root, s.root + "/releases", s.root + "/releases/r1"});
 
-    // Moved after it was opened: the chain no longer matches the path.
-    ::rename((s.root + "/releases/r1").c_str(), (s.root + "/r1-moved").c_str());
-    CHECK_FALSE(for_each_ancestor(held.get(), path, [](const Ancestor&) {}));
+    // A refusal stops the walk where it is: nothing below is opened.
+    seen.clear();
+    CHECK_THROWS_AS(open_directory_visiting_ancestors(path,
+                                                      [&](const Ancestor& a) {
+                                                          seen.push_back(a.path);
+                                                          if (a.path == s.root) throw Refusal{"no"};
+                                                      }),
+                    Refusal);
+    CHECK(seen == std::vector<std::string>{"/", "/tmp", s.root});
+
+    // No symlink followed, in the middle or at the end.
+    for (const std::string& bad : {s.root + "/releases/link/public", s.root + "/releases/link"}) {
+        errno = 0;
+        CHECK_FALSE(open_directory_visiting_ancestors(bad, [](const Ancestor&) {}).valid());
+        CHECK(errno == ELOOP);
+    }
+    errno = 0;
+    CHECK_FALSE(open_directory_visiting_ancestors(s.root + "/afile", [](const Ancestor&) {}).valid());
+    CHECK(errno == ENOTDIR);
+
+    // The next name is looked up in the directory that was visited, not by
+    // path: another directory renamed into the path's place after the visit
+    // is not the one searched.
+    ::mkdir((s.root + "/other").c_str(), 0700);
+    HeldFd moved = open_directory_visiting_ancestors(path, [&](const Ancestor& a) {
+        if (a.path == s.root + "/releases") {
+            ::rename((s.root + "/releases").c_str(), (s.root + "/releases-old").c_str());
+            ::rename((s.root + "/other").c_str(), (s.root + "/releases").c_str());
+        }
+        if (a.path == s.root + "/releases/r1") CHECK(a.st.st_ino == stat_of(s.root + "/releases-old/r1").st_ino);
+    });
+    REQUIRE(moved.valid());
+    CHECK(stat_of(moved.get()).st_ino == stat_of(s.root + "/releases-old/r1/public").st_ino);
 }
 
 TEST_CASE("configured release roots: symlinks followed only where only root can place them", "[helper]") {
