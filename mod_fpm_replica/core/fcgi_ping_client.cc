@@ -98,11 +98,14 @@ FcgiPingClient::Result FcgiPingClient::advance(int64_t now_us, int wait_ms) {
     if (n < 0 && errno == EAGAIN) return Result::Pending;
     if (n <= 0) return finish(Result::Failed);
     received_.append(buffer, static_cast<size_t>(n));
-    switch (parse_fcgi_reply(received_).status) {
+    FcgiReply reply = parse_fcgi_reply(received_);
+    switch (reply.status) {
         case FcgiReply::Status::Incomplete:
             if (received_.size() > kMaxReplyBytes) break;
             return Result::Pending;
-        case FcgiReply::Status::Complete: return finish(Result::Answered);
+        case FcgiReply::Status::Complete:
+            http_status_ = reply.http_status;
+            return finish(Result::Answered);
         case FcgiReply::Status::Malformed: break;
     }
     return finish(Result::Failed);

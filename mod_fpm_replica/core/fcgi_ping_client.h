@@ -33,6 +33,13 @@ public:
     // refused, closed, malformed, or the deadline passed.
     Result advance(int64_t now_us, int wait_ms = 0);
 
+    // The HTTP status of an Answered reply (its "Status:" header, 200
+    // without one); 0 before. A health check passes only on 2xx and 3xx.
+    int http_status() const { return http_status_; }
+    bool answered_ok() const {
+        return result_ == Result::Answered && http_status_ >= 200 && http_status_ < 400;
+    }
+
     // For poll(2) across several pings: the descriptor (-1 once finished)
     // and the events it waits for.
     int fd() const { return fd_; }
@@ -48,6 +55,7 @@ private:
     std::string received_;
     int64_t deadline_us_;
     Result result_ = Result::Pending;
+    int http_status_ = 0;
 };
 
 }  // namespace fpmr

@@ -739,8 +739,10 @@ private:
             int64_t ended = now_us();
             trusted(m).check_latency_us.store(ended - m.ping_started_us);
             m.next_check_us = ended + h.interval_us;
+            // As mod_proxy_hcheck: a check passes on a 2xx or 3xx answer only
+            // (a /ping that answers 500 is a failing replica).
+            bool ok = m.ping->answered_ok();
             m.ping.reset();
-            bool ok = result == FcgiPingClient::Result::Answered;
             if (ok) {
                 m.failed_checks = 0;
                 ++m.passed_checks;

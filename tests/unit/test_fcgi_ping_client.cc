@@ -97,9 +97,33 @@ TEST_CASE("a ping is answered by a server that sends a whole FastCGI reply", "[f
     answer.join();
     CHECK(connected);
     CHECK(result == FcgiPingClient::Result::Answered);
+    CHECK(ping.http_status() == 200);
+    CHECK(ping.answered_ok());
     CHECK(ping.fd() == -1);
     CHECK(read_request);
     CHECK(wrote_reply);
+}
+
+TEST_CASE("an answer with a 5xx status is an answer, but not a passing check", "[fcgi]") {
+    Listener server("fails");
+    bool wrote = false;
+    std::thread answer([&] {
+        int c = accept_soon(server.fd);
+        if (c < 0) return;
+        char buffer[4096];
+        (void)::read(c, buffer, sizeof buffer);
+        std::string reply = record(6, "Status: 500 Internal Server Error\r\nContent-type: text/plain\r\n\r\nbroken") +
+                            record(3, std::string(8, '\0'));
+        wrote = ::write(c, reply.data(), reply.size()) == static_cast<ssize_t>(reply.size());
+        ::close(c);
+    });
+    FcgiPingClient ping(server.spec(), "/ping", now_us() + 2000000);
+    FcgiPingClient::Result result = run(ping, 3000000);
+    answer.join();
+    CHECK(wrote);
+    CHECK(result == FcgiPingClient::Result::Answered);
+    CHECK(ping.http_status() == 500);
+    CHECK_FALSE(ping.answered_ok());
 }
 
 TEST_CASE("a ping fails at its deadline when the server never answers", "[fcgi]") {
