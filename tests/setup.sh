@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(apache2 apache2-dev libcap-dev libcap2-bin catch2 php-fpm libfcgi-bin wrk curl prometheus
           cmake g++ make python3 python3-pytest clang libclang-rt-14-dev
-          debhelper dpkg-dev fakeroot lintian debootstrap)
+          debhelper dpkg-dev fakeroot lintian debootstrap iproute2)
 # The real application test deploys Adminer from Debian's package. Installed
 # second, once php-fpm is in place, so that apt satisfies its "php" dependency
 # with php-fpm and not with libapache2-mod-php (which would switch the
