@@ -83,7 +83,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         for (const std::string& stable : config.stable_paths) check_syntax_holds("stable-path", stable);
         if (!words.empty()) {
             accepted([&] { check_stable_path_allowed(words[0], config); });
-            accepted([&] { check_release_allowed(words[0], words[0], config.release_roots); });
+            ReleaseLocation where;
+            if (accepted([&] { where = locate_release(words[0], config.release_roots); })) {
+                // What the helper then opens beneath the root's descriptor: a
+                // relative, non-empty rest (never the root itself, never absolute).
+                if (where.below_root.empty() || where.below_root[0] == '/') {
+                    violated("locate_release returned no relative path below the root");
+                }
+            }
         }
     }
     accepted([&] { check_path_syntax("--release", text); });
