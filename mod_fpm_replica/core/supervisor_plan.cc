@@ -211,6 +211,7 @@ bool PlanFrames::next(std::optional<SupervisorPlan>* plan) {
         // No plan is this large: the stream is garbled. Drop what is buffered
         // rather than wait for (and hold) gigabytes.
         buffer_.clear();
+        broken_ = true;
         *plan = std::nullopt;
         return true;
     }

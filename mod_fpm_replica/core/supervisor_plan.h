@@ -67,9 +67,13 @@ public:
     // false while no whole frame is buffered.
     bool next(std::optional<SupervisorPlan>* plan);
     void clear() { buffer_.clear(); }
+    // A frame longer than any plan came: the stream cannot be trusted to be
+    // in step any more (the reader closes the channel).
+    bool broken() const { return broken_; }
 
 private:
     std::string buffer_;
+    bool broken_ = false;
 };
 
 // How a new plan relates to the one running, replica by replica (by vhost

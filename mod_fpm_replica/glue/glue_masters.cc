@@ -24,12 +24,17 @@ int pidfd_open(pid_t pid) {
 #endif
 }
 
-int pidfd_send_signal(int pidfd, int sig) {
+// PIDFD_SIGNAL_PROCESS_GROUP of <linux/pidfd.h> (Linux 6.9); Debian 12's
+// headers predate it.
+constexpr unsigned kPidfdSignalProcessGroup = 1u << 2;
+
+int pidfd_send_signal(int pidfd, int sig, unsigned flags = 0) {
 #ifdef SYS_pidfd_send_signal
-    return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+    return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, flags));
 #else
     (void)pidfd;
     (void)sig;
+    (void)flags;
     errno = ENOSYS;
     return -1;
 #endif
@@ -82,6 +87,15 @@ bool signal_master(const MasterHandle& master, int sig) {
 
 bool kill_group(const MasterHandle& master) {
     if (!may_signal_group(master.identity, read_proc_stat(master.pid()))) return false;
+    // Proven a session leader, whose group cannot change: through its pidfd
+    // (Linux 6.9+) the signal goes to that group whatever happens to the
+    // number meanwhile; older kernels refuse the flag, and kill(-pid) follows
+    // the check just made.
+    if (master.pidfd >= 0) {
+        int r = pidfd_send_signal(master.pidfd, SIGKILL, kPidfdSignalProcessGroup);
+        if (r == 0) return true;
+        if (errno != EINVAL) return false;  // gone meanwhile
+    }
     return ::kill(-master.pid(), SIGKILL) == 0;
 }
 

@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -95,7 +96,9 @@ VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared)
             const ReplicaSlot& slot = shared.slot(m.slot);
             const TrustedSlot& trusted = shared.trusted(m.slot);
             ReplicaState st = reported_state(shared.state_of(m.slot), slot.retry_at_us.load());
-            r.in_flight += slot.in_flight.load();
+            // Children write these: bounded before adding (no overflow in a
+            // document about memory someone may have forged).
+            r.in_flight += std::clamp<int64_t>(slot.in_flight.load(), 0, int64_t{1} << 40);
             r.requests += slot.requests.load();
             r.failures += slot.failures.load();
             r.restarts += trusted.restarts.load();

@@ -197,14 +197,26 @@ void ensure_socket_directory(const SocketSpec& socket, server_rec* s) {
     std::string dir = socket.path.substr(0, socket.path.rfind('/'));
     int at = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     std::string walked;
+    std::string untrusted;  // the first directory on the way others can change
     size_t from = 1;
     while (at >= 0 && from <= dir.size()) {
+        struct stat here;
+        if (untrusted.empty() && ::fstat(at, &here) == 0 &&
+            (here.st_uid != 0 || ((here.st_mode & 022) && !(here.st_mode & S_ISVTX)))) {
+            untrusted = walked.empty() ? "/" : walked;
+        }
         size_t slash = dir.find('/', from);
         std::string name = dir.substr(from, slash == std::string::npos ? std::string::npos : slash - from);
         from = slash == std::string::npos ? dir.size() + 1 : slash + 1;
         if (name.empty()) continue;
         walked += "/" + name;
         int next = ::openat(at, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT && !untrusted.empty()) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, FPMRNO(00069)
+                         "not creating the socket directory of %s: %s can be changed by "
+                         "someone other than root", socket.path.c_str(), untrusted.c_str());
+            break;
+        }
         if (next < 0 && errno == ENOENT && ::mkdirat(at, name.c_str(), 0755) == 0) {
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, FPMRNO(00056)
                          "created the socket directory %s", walked.c_str());
@@ -251,6 +263,8 @@ constexpr int64_t kPlanWaitUs = 3 * 1000000LL;
 // A removed replica's masters stop no sooner than this after the restart:
 // children of the old generation may still be sending it requests.
 constexpr int64_t kRetireGraceUs = 2 * 1000000LL;
+// Reads of the plan channel per turn of the loop.
+constexpr int kPlanReadsPerTurn = 16;
 // A prepare request whose sequence counter stays odd this long is cleared.
 constexpr int64_t kStuckRequestUs = 1000000;
 
@@ -389,6 +403,7 @@ private:
             while (plan_frames_.next(&plan)) {
                 if (plan && plan->generation == generation) return plan;
             }
+            if (plan_frames_.broken()) close_plan_channel();
             int64_t left = deadline - now_us();
             if (left <= 0 || plan_fd_ < 0) return std::nullopt;
             pollfd p{plan_fd_, POLLIN, 0};
@@ -401,9 +416,7 @@ private:
             } else if (n > 0) {
                 continue;  // logged by read_plan_bytes; dropped
             } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-                ::close(plan_fd_);  // the parent gave up on the pipe
-                plan_fd_ = -1;
-                plan_frames_.clear();
+                close_plan_channel();  // the parent gave up on the channel
             }
         }
     }
@@ -433,11 +446,17 @@ private:
         *from_parent = cred && cred->pid == parent_ && cred->uid == parent_uid_ &&
                        !(msg.msg_flags & MSG_CTRUNC);
         if (!*from_parent) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00066)
-                         "dropped %ld bytes on the configuration channel from pid %d (uid %d), "
-                         "which is not the httpd parent", static_cast<long>(n),
-                         cred ? static_cast<int>(cred->pid) : -1,
-                         cred ? static_cast<int>(cred->uid) : -1);
+            dropped_bytes_ += n;
+            int64_t now = now_us();
+            if (now - dropped_logged_us_ >= 1000000) {  // once a second at most
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, s_, FPMRNO(00066)
+                             "dropped %ld bytes on the configuration channel from pid %d (uid %d), "
+                             "which is not the httpd parent", static_cast<long>(dropped_bytes_),
+                             cred ? static_cast<int>(cred->pid) : -1,
+                             cred ? static_cast<int>(cred->uid) : -1);
+                dropped_logged_us_ = now;
+                dropped_bytes_ = 0;
+            }
         }
         return n;
     }
@@ -445,8 +464,10 @@ private:
     // Every turn: what waits on the plan channel is read now, so bytes from
     // anyone but the parent are dropped as they come and cannot fill the
     // channel ahead of the parent's next plan.
+    // At most kPlanReadsPerTurn reads a turn, so a flood cannot hold up
+    // reaping, checks and stop deadlines.
     void drain_plan_channel() {
-        while (plan_fd_ >= 0) {
+        for (int reads = 0; plan_fd_ >= 0 && reads < kPlanReadsPerTurn; ++reads) {
             char buffer[65536];
             bool from_parent = false;
             ssize_t n = read_plan_bytes(buffer, sizeof buffer, &from_parent);
@@ -455,10 +476,16 @@ private:
                 continue;
             }
             if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-            ::close(plan_fd_);  // the parent gave up on the channel
-            plan_fd_ = -1;
-            plan_frames_.clear();
+            close_plan_channel();  // the parent gave up on the channel
         }
+    }
+
+    // Closed for good: the parent's next send fails, and it replaces this
+    // supervisor by one forked with the new configuration (FPMR00068).
+    void close_plan_channel() {
+        if (plan_fd_ >= 0) ::close(plan_fd_);
+        plan_fd_ = -1;
+        plan_frames_.clear();
     }
 
     // httpd restarted: compare its new configuration with what runs.
@@ -1129,6 +1156,8 @@ private:
     int plan_fd_;               // our end of the plan channel from the httpd parent; -1 when closed
     pid_t parent_;              // the httpd parent: the only sender whose bytes count
     uid_t parent_uid_;
+    long dropped_bytes_ = 0;        // from other senders, since the last FPMR00066
+    int64_t dropped_logged_us_ = -1000000;
     PlanFrames plan_frames_;    // what was read from it
     uint32_t generation_seen_ = 0;
     std::map<std::string, uint32_t> prepare_seen_;  // release symlink -> prepare_requests seen

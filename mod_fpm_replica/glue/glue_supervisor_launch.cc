@@ -64,7 +64,9 @@ bool send_plan(int* fd, const SupervisorPlan& plan, server_rec* s) {
     size_t sent = 0;
     int64_t deadline = now_us() + 1000000;
     while (*fd >= 0 && sent < frame.size()) {
-        ssize_t n = ::write(*fd, frame.data() + sent, frame.size() - sent);
+        // MSG_DONTWAIT: whatever another holder of this socket did to its
+        // flags, the parent never blocks here.
+        ssize_t n = ::send(*fd, frame.data() + sent, frame.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
             sent += static_cast<size_t>(n);
             continue;
@@ -76,9 +78,7 @@ bool send_plan(int* fd, const SupervisorPlan& plan, server_rec* s) {
             continue;
         }
         ap_log_error(APLOG_MARK, APLOG_ERR, n < 0 ? errno : 0, s, FPMRNO(00055)
-                     "cannot send the new configuration to the replica supervisor; it keeps "
-                     "the replicas it runs, with their settings, until httpd is stopped and "
-                     "started");
+                     "cannot send the new configuration to the replica supervisor");
         ::close(*fd);
         *fd = -1;
         return false;
@@ -269,7 +269,20 @@ int start_supervisor(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* ma
                          "the replica supervisor (pid %d) keeps running its replicas across "
                          "this restart", retained->pid);
             retained->drain_timeout_us = plan.drain_timeout_us;
-            if (retained->plan_fd >= 0) send_plan(&retained->plan_fd, plan, main_server);
+            if (retained->plan_fd < 0 || !send_plan(&retained->plan_fd, plan, main_server)) {
+                // The channel is gone (closed, shut down or filled by whoever
+                // else held it): a supervisor that can no longer be told its
+                // configuration is replaced by one forked with it, which takes
+                // over the running masters.
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, main_server, FPMRNO(00068)
+                             "replacing the replica supervisor (pid %d), which can no longer "
+                             "receive its configuration; the new one takes over the running "
+                             "masters", retained->pid);
+                ::kill(retained->pid, SIGKILL);
+                ::waitpid(retained->pid, nullptr, 0);
+                retained->pid = 0;
+                if (fork_supervisor(main_server, plan, retained) < 0) return HTTP_INTERNAL_SERVER_ERROR;
+            }
         } else if (!plan.replicas.empty()) {
             retained->quick_deaths = 0;
             if (fork_supervisor(main_server, plan, retained) < 0) return HTTP_INTERNAL_SERVER_ERROR;

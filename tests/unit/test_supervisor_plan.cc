@@ -183,6 +183,7 @@ TEST_CASE("a frame longer than any plan empties the buffer instead of waiting fo
     std::optional<SupervisorPlan> plan = SupervisorPlan{};
     REQUIRE(frames.next(&plan));
     CHECK_FALSE(plan);
+    CHECK(frames.broken());
     CHECK_FALSE(frames.next(&plan));  // nothing left
     SupervisorPlan good;
     good.generation = 4;
