@@ -303,3 +303,30 @@ def test_a_plan_not_sent_by_the_httpd_parent_is_dropped(httpd):
     assert not os.path.exists(marker), open(marker).read()
     assert "evil" not in httpd.read_log()
     assert [r["name"] for r in httpd.status()["replicas"]] == ["a", "b"]
+
+
+def test_a_plan_channel_shut_down_by_someone_else_gets_a_new_supervisor(httpd):
+    """Whoever held the parent's end could shut the channel down (it acts on
+    the socket, not on a descriptor), so the supervisor would never hear of a
+    new configuration again. The parent notices at the next restart and
+    replaces the supervisor by one forked with the configuration, which
+    takes the masters over and serves on."""
+    before, sup = start_supervised(httpd)
+    httpd.expect_log(r"FPMR00068", r"FPMR00055", r"FPMR00032")
+    peers = unix_peers()
+    parent_fds = socket_inodes(httpd.main_pid)
+    channel = [peers[i] for i in socket_inodes(sup) if peers.get(i) in parent_fds]
+    assert len(channel) == 1
+    fd = take_fd(httpd.main_pid, parent_fds[channel[0]])
+    with socket.socket(fileno=fd) as s:
+        s.shutdown(socket.SHUT_RDWR)
+    httpd.graceful()
+    harness.wait_for(lambda: "FPMR00068" in httpd.read_log(), 10, what="the supervisor replaced")
+    harness.wait_for(lambda: supervisor_pid(httpd) != sup, 10, what="a new supervisor")
+    assert "took over 2 running php-fpm masters" in httpd.read_log()
+    assert {r["name"]: r["pid"] for r in all_ready(httpd)} == before
+    # The new supervisor hears the next configuration again.
+    httpd.graceful()
+    harness.wait_for(lambda: (lambda reps: reps if reps and not {
+        r["pid"] for r in reps} & set(before.values()) else None)(all_ready(httpd)), 30,
+        what="every master replaced at the next graceful")
