@@ -77,10 +77,11 @@ def build_layout(base):
     return {"release": release, "decoy": decoy, "pub": pub, "live": live, "conf": conf}
 
 
-def start_attacker(pub, deadline):
-    """A child that becomes nobody and exchanges live and live.sym until it
-    is told to stop (SIGTERM) or the deadline passes; it reports how many
-    exchanges it made through a pipe."""
+def fork_as_nobody(cwd, deadline, step, finish=None):
+    """A child that becomes nobody in `cwd` and calls step(libc) -> (done,
+    failed) counts until it is told to stop (SIGTERM) or the deadline
+    passes, then finish(libc); it reports {"done", "failures"} through a
+    pipe. Returns (pid, read end)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -90,19 +91,28 @@ def start_attacker(pub, deadline):
         os.setgroups([])
         os.setgid(NOBODY)
         os.setuid(NOBODY)
-        os.chdir(pub)
+        os.chdir(cwd)
         stop = []
         signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-        swaps = failures = 0
+        done = failures = 0
         while not stop and time.monotonic() < deadline:
-            if libc.renameat2(AT_FDCWD, b"live", AT_FDCWD, b"live.sym", RENAME_EXCHANGE) == 0:
-                swaps += 1
-            else:
-                failures += 1
-        os.write(write_end, json.dumps({"swaps": swaps, "failures": failures}).encode())
+            ok, bad = step(libc)
+            done += ok
+            failures += bad
+        if finish:
+            finish(libc)
+        os.write(write_end, json.dumps({"done": done, "failures": failures}).encode())
         os._exit(0)
     os.close(write_end)
     return pid, read_end
+
+
+def start_attacker(pub, deadline):
+    """Exchanges live and live.sym in `pub`, as nobody, in a loop."""
+    def exchange(libc):
+        ok = libc.renameat2(AT_FDCWD, b"live", AT_FDCWD, b"live.sym", RENAME_EXCHANGE) == 0
+        return int(ok), int(not ok)
+    return fork_as_nobody(pub, deadline, exchange)
 
 
 def mounts(text):
@@ -175,6 +185,7 @@ def drive(helper, base, spawns, seconds):
         os.kill(attacker, signal.SIGTERM)
         _, status = os.waitpid(attacker, 0)
     attack = json.loads(os.read(report, 4096).decode() or "{}")
+    attack = {"swaps": attack.get("done", 0), "swap_failures": attack.get("failures", 0)}
     os.close(report)
     # Nothing stayed mounted in this namespace: the helper's mounts lived in
     # its own namespaces and went with them.
@@ -212,34 +223,17 @@ def build_move_layout(base):
 
 
 def start_mover(base, deadline):
-    """A child that becomes nobody and moves home/live to pub/live and back
-    until told to stop (SIGTERM) or the deadline passes; it reports how many
-    moves it made through a pipe."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: never outlive the driver
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
-        os.chdir(base)
-        stop = []
-        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-        moves = failures = 0
-        while not stop and time.monotonic() < deadline:
-            for src, dst in ((b"home/live", b"pub/live"), (b"pub/live", b"home/live")):
-                if libc.rename(src, dst) == 0:
-                    moves += 1
-                else:
-                    failures += 1
-        # Left where the configuration names it, as before the attack.
-        libc.rename(b"pub/live", b"home/live")
-        os.write(write_end, json.dumps({"moves": moves, "failures": failures}).encode())
-        os._exit(0)
-    os.close(write_end)
-    return pid, read_end
+    """Moves home/live to pub/live and back, as nobody, in a loop; leaves it
+    where the configuration names it, as before the attack."""
+    def move(libc):
+        ok = bad = 0
+        for src, dst in ((b"home/live", b"pub/live"), (b"pub/live", b"home/live")):
+            if libc.rename(src, dst) == 0:
+                ok += 1
+            else:
+                bad += 1
+        return ok, bad
+    return fork_as_nobody(base, deadline, move, lambda libc: libc.rename(b"pub/live", b"home/live"))
 
 
 def drive_move(helper, base, spawns, seconds):
@@ -273,6 +267,7 @@ def drive_move(helper, base, spawns, seconds):
         os.kill(mover, signal.SIGTERM)
         os.waitpid(mover, 0)
     attack = json.loads(os.read(report, 4096).decode() or "{}")
+    attack = {"moves": attack.get("done", 0), "move_failures": attack.get("failures", 0)}
     os.close(report)
     print(json.dumps({**counts, **attack, "examples": examples, "refusals": refusal_lines}))
 

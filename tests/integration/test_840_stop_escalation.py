@@ -49,6 +49,15 @@ def vhost(httpd, names=("a", "b"), tcp_port=None):
     return body
 
 
+def start(httpd, config):
+    """httpd on `config`, once every replica is ready: {name: master pid}."""
+    httpd.write_config(config)
+    httpd.start()
+    httpd.expect_log(*ESCALATION_LOG)
+    ready = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")
+    return {r["name"]: r["pid"] for r in ready}
+
+
 def hang(httpd, count):
     """`count` requests that run for ten minutes, one per replica (least busy
     first); the sockets are returned so the test can close them."""
@@ -77,11 +86,7 @@ def gone_within(pid, bound):
 
 def test_a_restart_in_place_kills_a_hung_master_at_the_drain_timeout(httpd):
     # A tcp: replica has no alternate socket: its restart stops it first.
-    httpd.write_config(vhost(httpd, tcp_port=harness.free_port()))
-    httpd.start()
-    before = {r["name"]: r["pid"] for r in harness.wait_for(lambda: all_ready(httpd), 15,
-                                                            what="replicas ready")}
-    httpd.expect_log(*ESCALATION_LOG)
+    before = start(httpd, vhost(httpd, tcp_port=harness.free_port()))
     conns = hang(httpd, 2)
     try:
         assert httpd.control("restart", "a").status == 200
@@ -95,11 +100,7 @@ def test_a_restart_in_place_kills_a_hung_master_at_the_drain_timeout(httpd):
 
 
 def test_a_removed_replica_with_a_hung_request_is_stopped(httpd):
-    httpd.write_config(vhost(httpd))
-    httpd.start()
-    before = {r["name"]: r["pid"] for r in harness.wait_for(lambda: all_ready(httpd), 15,
-                                                            what="replicas ready")}
-    httpd.expect_log(*ESCALATION_LOG)
+    before = start(httpd, vhost(httpd))
     conns = hang(httpd, 2)
     try:
         httpd.expect_log(r"FPMR00001")  # one replica left: its warning
@@ -113,11 +114,7 @@ def test_a_removed_replica_with_a_hung_request_is_stopped(httpd):
 
 
 def test_httpd_stop_kills_hung_masters_at_the_drain_timeout(httpd):
-    httpd.write_config(vhost(httpd))
-    httpd.start()
-    before = {r["name"]: r["pid"] for r in harness.wait_for(lambda: all_ready(httpd), 15,
-                                                            what="replicas ready")}
-    httpd.expect_log(*ESCALATION_LOG)
+    before = start(httpd, vhost(httpd))
     conns = hang(httpd, 2)
     try:
         started = time.monotonic()
