@@ -259,6 +259,7 @@ namespace fpmr {
 std::optional<HealthCheckSpec> parse_health_check(const std::vector<std::string>& args,
                                                   std::string* error) {
     HealthCheckSpec spec;
+    bool timeout_given = false;
     for (const auto& word : args) {
         size_t eq = word.find('=');
         std::string key = eq == std::string::npos ? word : word.substr(0, eq);
@@ -271,6 +272,7 @@ std::optional<HealthCheckSpec> parse_health_check(const std::vector<std::string>
                 return std::nullopt;
             }
             (key == "interval" ? spec.interval_us : spec.timeout_us) = *us;
+            timeout_given = timeout_given || key == "timeout";
         } else if (key == "fails" || key == "passes") {
             char* end = nullptr;
             long n = std::strtol(value.c_str(), &end, 10);
@@ -290,6 +292,9 @@ std::optional<HealthCheckSpec> parse_health_check(const std::vector<std::string>
             return std::nullopt;
         }
     }
+    // Unset, the timeout follows a shorter interval (as HAProxy's check
+    // timeout defaults to its interval); set, it may not exceed it.
+    if (!timeout_given && spec.timeout_us > spec.interval_us) spec.timeout_us = spec.interval_us;
     if (spec.timeout_us > spec.interval_us) {
         *error = "timeout must not be longer than interval";
         return std::nullopt;

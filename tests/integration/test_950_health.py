@@ -104,3 +104,25 @@ def test_bad_health_check_options_are_refused(httpd):
     r = httpd.configtest()
     assert r.returncode != 0
     assert "FpmReplicaHealthCheck: fails=0 must be a number from 1 to 100" in r.stderr
+
+
+def test_a_check_answered_with_a_500_fails(httpd):
+    """A complete answer is not a passing one: as mod_proxy_hcheck, only 2xx
+    and 3xx pass. Replica b's health script answers 500; a's answers 200."""
+    sick = os.path.join(httpd.root, "htdocs", "sick.php")
+    with open(sick, "w") as f:
+        f.write("<?php\nhttp_response_code(($_SERVER['FPM_REPLICA_NAME'] ?? '') === 'b' ? 500 : 200);\n"
+                "echo 'checked';\n")
+    # No status= socket: the checks go to the main socket, which runs PHP.
+    httpd.write_config(steering_vhost(httpd, extra=f"FpmReplicaHealthCheck interval=200ms "
+                                                   f"fails=2 passes=1 path={sick}"))
+    httpd.start_fpm("a")
+    httpd.start_fpm("b")
+    httpd.start()
+    httpd.expect_log(r"FPMR00044")
+    b = harness.wait_for(lambda: (lambda r: r if r["state"] == "failed" else None)(
+        httpd.replica("b")), 10, what="b out of rotation")
+    assert b["health"] == "failing", b
+    a = httpd.replica("a")
+    assert a["state"] == "ready" and a["health"] == "passing", a
+    assert [replica_of(httpd.get("/fast.php", timeout=5)) for _ in range(6)] == ["a"] * 6

@@ -153,4 +153,11 @@ TEST_CASE("FpmReplicaHealthCheck options", "[config]") {
     CHECK(error.find("unknown option 'weight=2'") != std::string::npos);
     CHECK_FALSE(parse_health_check({"interval=1s", "timeout=2s"}, &error));
     CHECK(error == "timeout must not be longer than interval");
+    // Only the interval set: the timeout follows it down (the smaller of 1 s and the interval).
+    auto short_interval = parse_health_check({"interval=500ms"}, &error);
+    REQUIRE(short_interval);
+    CHECK(short_interval->timeout_us == 500000);
+    CHECK(parse_health_check({"interval=5s"}, &error)->timeout_us == 1000000);
+    CHECK_FALSE(parse_health_check({"interval=500ms", "timeout=1s"}, &error));
+    CHECK(error == "timeout must not be longer than interval");
 }
