@@ -8,11 +8,12 @@ own escalation cannot be what ends them within the bounds asserted."""
 
 import os
 import re
+import signal
 import socket
 import time
 
 import harness
-from test_800_supervision import all_ready
+from test_800_supervision import all_ready, supervisor_pid
 from vhosts import steering_vhost
 
 DRAIN = 3  # FpmReplicaDrainTimeout, seconds
@@ -122,5 +123,26 @@ def test_httpd_stop_kills_hung_masters_at_the_drain_timeout(httpd):
         for pid in before.values():
             harness.wait_for(lambda: not harness.pid_alive(pid), 5, what=f"master {pid} gone")
         print(f"httpd and its hung masters stopped in {time.monotonic() - started:.1f}s")
+    finally:
+        close_all(conns)
+
+
+def test_a_master_a_new_supervisor_does_not_keep_is_killed_at_the_drain_timeout(httpd):
+    """The supervisor dies in the middle of a replacement: its successor keeps
+    the serving masters and stops the draining one, which a hung request
+    holds, so the stop escalates there too."""
+    before = start(httpd, vhost(httpd))
+    httpd.expect_log(r"FPMR00032")
+    conns = hang(httpd, 2)
+    try:
+        sup = supervisor_pid(httpd)
+        httpd.graceful()
+        # a's replacement is ready and its old master drains (held by its hung request).
+        harness.wait_for(lambda: "draining the old one (pid %d)" % before["a"] in httpd.read_log(),
+                         15, what="a draining")
+        os.kill(sup, signal.SIGKILL)
+        harness.wait_for(lambda: "took over" in httpd.read_log(), 10, what="a new supervisor")
+        took = gone_within(before["a"], BOUND)
+        print(f"the old master the new supervisor did not keep stopped {took:.1f}s after")
     finally:
         close_all(conns)
