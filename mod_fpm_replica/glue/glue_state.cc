@@ -30,7 +30,11 @@ namespace fpmr::glue {
 
 namespace {
 
-constexpr const char* kRetainedKey = "mod_fpm_replica-shared-block";
+// The retained data's name carries the layout version: a module upgraded
+// in place finds no block of another layout under its own name, and sees
+// by the older names that one exists (FPMR00004).
+constexpr const char* kRetainedKey = "mod_fpm_replica-shared-blocks-v8";
+constexpr const char* kOlderRetainedKeys[] = {"mod_fpm_replica-shared-block"};
 
 struct Retained {
     apr_shm_t* shm;           // the open block: anonymous, allocated from the process pool
@@ -127,6 +131,14 @@ bool create_trusted(server_rec* s, Retained* retained, void** rw_out) {
 }
 
 bool obtain_blocks(server_rec* s) {
+    for (const char* older : kOlderRetainedKeys) {
+        if (ap_retained_data_get(older)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, FPMRNO(00070)
+                         "this httpd runs an older mod_fpm_replica's shared memory (module "
+                         "upgraded in place?): stop and start httpd (apache2 restart)");
+            return false;
+        }
+    }
     void* data = ap_retained_data_get(kRetainedKey);
     if (data) {
         auto* retained = static_cast<Retained*>(data);
