@@ -33,8 +33,9 @@ namespace {
 // The retained data's name carries the layout version: a module upgraded
 // in place finds no block of another layout under its own name, and sees
 // by the older names that one exists (FPMR00004).
-constexpr const char* kRetainedKey = "mod_fpm_replica-shared-blocks-v8";
-constexpr const char* kOlderRetainedKeys[] = {"mod_fpm_replica-shared-block"};
+constexpr const char* kRetainedKey = "mod_fpm_replica-shared-blocks-v9";
+constexpr const char* kOlderRetainedKeys[] = {"mod_fpm_replica-shared-block",
+                                              "mod_fpm_replica-shared-blocks-v8"};
 
 struct Retained {
     apr_shm_t* shm;           // the open block: anonymous, allocated from the process pool
