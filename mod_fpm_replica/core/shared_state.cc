@@ -18,6 +18,34 @@ void pause_between_attempts(int attempt) {
     if (attempt % 64 == 63) std::this_thread::yield();
 }
 
+// Compare-and-swap tries when the parent takes a dead child's share out of
+// an aggregate: each failed try means another child changed it meanwhile,
+// so a legitimate one succeeds within a few; a child rewriting it in a loop
+// must not hold the httpd parent.
+constexpr int kReleaseAttempts = 1000;
+
+// total -= amount, floored at 0; amount is 0 or more, so nothing overflows.
+bool subtract_clamped(std::atomic<int64_t>& total, int64_t amount) {
+    int64_t current = total.load(std::memory_order_relaxed);
+    for (int attempt = 0; attempt < kReleaseAttempts; ++attempt) {
+        int64_t next = current > amount ? current - amount : 0;
+        if (total.compare_exchange_weak(current, next, std::memory_order_relaxed)) return true;
+    }
+    return false;
+}
+
+// Takes one dead child's row out of the aggregates and frees it.
+void release_row(SharedBlock& block, ChildRow& row, SharedState::Released& out) {
+    for (size_t slot = 0; slot < kMaxSlots; ++slot) {
+        int32_t count = row.in_flight[slot].exchange(0, std::memory_order_relaxed);
+        if (count <= 0) continue;  // nothing raised (or forged below zero): nothing to give back
+        out.requests += count;
+        if (!subtract_clamped(block.slots[slot].in_flight, count)) out.complete = false;
+    }
+    ++out.rows;
+    row.owner_pid.store(0, std::memory_order_release);  // zeroed before it is free
+}
+
 }  // namespace
 
 const char* state_name(ReplicaState state) {
@@ -220,6 +248,8 @@ int SharedState::claim(std::string_view key, uint32_t generation, ReplicaState i
     write_slot_release(s, "");
     ReplicaSlot& o = open_->slots[chosen];
     o.in_flight.store(0);
+    // Shares of the replica this slot served before are not this one's.
+    for (ChildRow& row : open_->children) row.in_flight[chosen].store(0, std::memory_order_relaxed);
     o.requests.store(0);
     o.failures.store(0);
     o.last_pick.store(0);
@@ -280,6 +310,47 @@ void SharedState::stamp_open_header() const {
 void SharedState::reset_in_flight() const {
     if (!open_) return;
     for (auto& s : open_->slots) s.in_flight.store(0);
+    for (ChildRow& row : open_->children) {
+        for (auto& count : row.in_flight) count.store(0, std::memory_order_relaxed);
+        row.owner_pid.store(0, std::memory_order_release);
+    }
+}
+
+int SharedState::claim_child_row(int32_t pid) const {
+    if (!open_ || pid <= 0) return -1;
+    for (size_t i = 0; i < kMaxChildRows; ++i) {
+        ChildRow& row = open_->children[i];
+        int32_t free_mark = 0;
+        if (row.owner_pid.load(std::memory_order_relaxed) != 0 ||
+            !row.owner_pid.compare_exchange_strong(free_mark, pid, std::memory_order_acquire)) {
+            continue;
+        }
+        for (auto& count : row.in_flight) count.store(0, std::memory_order_relaxed);
+        return static_cast<int>(i);
+    }
+    return -1;
+}
+
+SharedState::Released SharedState::release_child(int32_t pid) const {
+    Released out;
+    if (!open_ || pid <= 0) return out;
+    // Every row naming the pid: a row left behind by an exit nobody was told
+    // of belongs to a process that is gone too.
+    for (ChildRow& row : open_->children) {
+        if (row.owner_pid.load(std::memory_order_acquire) == pid) release_row(*open_, row, out);
+    }
+    return out;
+}
+
+SharedState::Released SharedState::release_gone_children(
+    const std::function<bool(int32_t pid)>& alive) const {
+    Released out;
+    if (!open_) return out;
+    for (ChildRow& row : open_->children) {
+        int32_t owner = row.owner_pid.load(std::memory_order_acquire);
+        if (owner != 0 && !alive(owner)) release_row(*open_, row, out);
+    }
+    return out;
 }
 
 }  // namespace fpmr

@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,8 +50,13 @@ const char* health_name(HealthState health);
 
 constexpr uint32_t kSharedMagic = 0x52504d46;   // "FMPR" little-endian
 constexpr uint32_t kTrustedMagic = 0x54504d46;  // "FMPT"
-constexpr uint32_t kLayoutVersion = 8;
+constexpr uint32_t kLayoutVersion = 9;
 constexpr size_t kMaxSlots = 256;
+// httpd child processes whose in-flight counts are kept apart: at least
+// httpd's ServerLimit (refused above it, FPMR00160), with room for the
+// children of an older generation that a threaded MPM lets run on without
+// a scoreboard slot during a graceful restart.
+constexpr size_t kMaxChildRows = 1024;
 constexpr size_t kMaxReleaseSlots = 64;
 constexpr size_t kSlotKeyLength = 256;
 constexpr size_t kNonceLength = 32;  // hex characters
@@ -58,7 +64,10 @@ constexpr size_t kReleaseLength = 512;
 
 // One replica member's figures in the open block. Written by children.
 struct ReplicaSlot {
-    std::atomic<int64_t> in_flight;      // requests handed to this member, not yet finished
+    // Requests handed to this member, not yet finished: the sum over every
+    // child's ChildRow, kept as one figure because steering reads it on
+    // every pick without summing rows.
+    std::atomic<int64_t> in_flight;
     std::atomic<uint64_t> requests;      // attempts handed to it, ever
     std::atomic<uint64_t> failures;      // attempts that ended in a backend error
     std::atomic<uint64_t> last_pick;     // pick sequence number: rotates ties
@@ -122,6 +131,18 @@ struct TrustedRelease {
     char prepared[kReleaseLength];
 };
 
+// One httpd child's share of every member's in_flight, so that a child that
+// dies mid-request (SIGKILL, the OOM killer, a crash) can have its share
+// taken back out of the aggregates by the httpd parent, which learns of every
+// child's exit. Keyed by pid, not by scoreboard slot: a threaded MPM can give
+// a still-running child's scoreboard slot to a new child. Open block: a
+// child can write any row, so the parent subtracts only what it reads,
+// clamped (never below zero, never more than a row can hold).
+struct ChildRow {
+    std::atomic<int32_t> owner_pid;          // 0: free; taken with a compare-and-swap
+    std::atomic<int32_t> in_flight[kMaxSlots];
+};
+
 struct SharedHeader {
     uint32_t magic;
     uint32_t layout_version;
@@ -143,6 +164,7 @@ struct SharedBlock {
     SharedHeader header;
     ReplicaSlot slots[kMaxSlots];
     ReleaseSlot releases[kMaxReleaseSlots];
+    ChildRow children[kMaxChildRows];
 };
 
 struct TrustedBlock {
@@ -154,6 +176,7 @@ struct TrustedBlock {
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared counters must be lock-free");
 static_assert(std::atomic<int64_t>::is_always_lock_free, "shared counters must be lock-free");
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared flags must be lock-free");
+static_assert(std::atomic<int32_t>::is_always_lock_free, "shared counters must be lock-free");
 
 // 64-bit FNV-1a of a text; never 0 (0 means "none"), 0 for the empty text.
 uint64_t text_hash(std::string_view text);
@@ -227,8 +250,44 @@ public:
     // Retires slots nobody claimed in `generation` (replicas removed from the
     // configuration). Their counters stay until the slot is reused.
     void retire_unclaimed(uint32_t generation) const;
-    // After a start with no httpd child alive, nothing can be in flight.
+    // After a start with no httpd child alive, nothing can be in flight:
+    // zeroes every aggregate and frees every child row.
     void reset_in_flight() const;
+
+    // In-flight accounting of one attempt, in the child that runs it, with
+    // the row claim_child_row gave it (-1: none, only the aggregate counts).
+    // The aggregate goes up before the row and comes down after it, so a
+    // child killed between the two leaves the aggregate one too high (a
+    // drain that waits, bounded by the drain timeout), never too low (a
+    // master stopped under a request).
+    void begin_attempt(int slot, int child_row) const {
+        open_->slots[slot].in_flight.fetch_add(1);
+        if (child_row >= 0) {
+            open_->children[child_row].in_flight[slot].fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+    void end_attempt(int slot, int child_row) const {
+        if (child_row >= 0) {
+            open_->children[child_row].in_flight[slot].fetch_sub(1, std::memory_order_relaxed);
+        }
+        open_->slots[slot].in_flight.fetch_sub(1);
+    }
+    // A free row for the child `pid`, zeroed (whatever a free row held is
+    // nobody's); -1 when every row is taken or pid is not a pid.
+    int claim_child_row(int32_t pid) const;
+    struct Released {
+        int rows = 0;          // rows that named the pid
+        int64_t requests = 0;  // in-flight counts taken out of the aggregates
+        bool complete = true;  // false: an aggregate kept changing under us (forged memory)
+    };
+    // The httpd parent, when child `pid` has exited: takes every row naming
+    // it out of the aggregates (each count clamped to 0..INT32_MAX, each
+    // aggregate kept at 0 or above) and frees the row, zeroed first so the
+    // next child starts clean.
+    Released release_child(int32_t pid) const;
+    // The same for every row whose owner `alive` says is gone (the parent,
+    // at a restart: exits it may not have been told of).
+    Released release_gone_children(const std::function<bool(int32_t pid)>& alive) const;
     // Writes the open block's header again (writer only): children can
     // overwrite it; it only helps a reader of a memory dump find the block.
     void stamp_open_header() const;

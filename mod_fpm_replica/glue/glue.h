@@ -8,6 +8,8 @@
 
 #include <memory>
 #include <optional>
+#include <set>
+#include <sys/types.h>
 
 #include "config_parse.h"
 #include "release_resolver.h"
@@ -140,6 +142,13 @@ bool status_handler_set_by_server_config(request_rec* r);
 // marked as refusing for a while.
 void finish_attempt(RequestState* st, request_rec* r, bool failed);
 
+// This child's row of in-flight counts (glue_child_counts.cc), -1 without one.
+int child_row();
+// The httpd parent at a restart: gives back the rows of children that are no
+// longer among `children` (exits it was not told of).
+void release_rows_of_gone_children(const SharedState& state, const std::set<pid_t>& children,
+                                   server_rec* s);
+
 // Hook and handler registration, one function per glue file.
 void register_config_hooks(apr_pool_t* p);
 void register_state_hooks(apr_pool_t* p);
@@ -149,6 +158,7 @@ void register_pinning_hooks(apr_pool_t* p);
 void register_supervisor_hooks(apr_pool_t* p);
 void register_probe_hooks(apr_pool_t* p);
 void register_control_guard_hooks(apr_pool_t* p);
+void register_child_count_hooks(apr_pool_t* p);
 
 // A FastCGI GET of `path` on `spec`; true on any complete answer within the
 // timeout (the readiness test, the health checks, the probe lane).

@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -33,8 +34,9 @@ namespace {
 // The retained data's name carries the layout version: a module upgraded
 // in place finds no block of another layout under its own name, and sees
 // by the older names that one exists (FPMR00004).
-constexpr const char* kRetainedKey = "mod_fpm_replica-shared-blocks-v8";
-constexpr const char* kOlderRetainedKeys[] = {"mod_fpm_replica-shared-block"};
+constexpr const char* kRetainedKey = "mod_fpm_replica-shared-blocks-v9";
+constexpr const char* kOlderRetainedKeys[] = {"mod_fpm_replica-shared-block",
+                                              "mod_fpm_replica-shared-blocks-v8"};
 
 struct Retained {
     apr_shm_t* shm;           // the open block: anonymous, allocated from the process pool
@@ -63,22 +65,19 @@ std::string random_nonce(server_rec* s) {
     return hex;
 }
 
-// Whether any process whose parent is this one (an httpd child of an older
-// generation; the replica supervisor does not count) is still alive: if none
-// is, nothing can be in flight.
-bool any_child_alive(pid_t except) {
+// The live processes whose parent is this one (httpd children of this and
+// older generations; the replica supervisor does not count), or nullopt
+// when /proc cannot be read.
+std::optional<std::set<pid_t>> live_children(pid_t except) {
     pid_t me = getpid();
     DIR* proc = opendir("/proc");
-    if (!proc) return true;  // cannot tell: keep the counts
-    bool found = false;
+    if (!proc) return std::nullopt;
+    std::set<pid_t> found;
     while (dirent* e = readdir(proc)) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
         pid_t pid = static_cast<pid_t>(std::atol(e->d_name));
         std::optional<ProcStat> st = read_proc_stat(pid);
-        if (st && st->ppid == me && !st->exited() && pid != except) {
-            found = true;
-            break;
-        }
+        if (st && st->ppid == me && !st->exited() && pid != except) found.insert(pid);
     }
     closedir(proc);
     return found;
@@ -209,7 +208,15 @@ int post_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) 
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         state.stamp_open_header();
-        if (!any_child_alive(running_supervisor_pid())) state.reset_in_flight();
+        // With no child left, nothing can be in flight. Otherwise a child's
+        // share is given back when it exits (glue_child_counts.cc); here
+        // only the shares of children gone unannounced are.
+        std::optional<std::set<pid_t>> children = live_children(running_supervisor_pid());
+        if (children && children->empty()) {
+            state.reset_in_flight();
+        } else if (children) {
+            release_rows_of_gone_children(state, *children, main_server);
+        }
 
         auto generation = static_cast<uint32_t>(ap_state_query(AP_SQ_CONFIG_GEN));
         std::set<std::string> keys_seen;

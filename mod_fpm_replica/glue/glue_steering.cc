@@ -130,7 +130,7 @@ proxy_worker* find_replica(proxy_balancer* balancer, request_rec* r) {
         }
         const Member& chosen = st->set->members[baton.best_index];
         ReplicaSlot& slot = shared.slot(chosen.slot);
-        slot.in_flight.fetch_add(1);
+        shared.begin_attempt(chosen.slot, child_row());
         slot.requests.fetch_add(1, std::memory_order_relaxed);
         slot.last_pick.store(shared.block()->header.pick_sequence.fetch_add(1) + 1,
                              std::memory_order_relaxed);
@@ -287,7 +287,7 @@ void finish_attempt(RequestState* st, request_rec* r, bool failed) {
     int slot_index = member.slot;
     if (!shared.valid() || slot_index < 0) return;
     ReplicaSlot& slot = shared.slot(slot_index);
-    slot.in_flight.fetch_sub(1);
+    shared.end_attempt(slot_index, child_row());
     if (failed) {
         slot.failures.fetch_add(1, std::memory_order_relaxed);
         slot.retry_at_us.store(now_us() + kRefusedRetryUs);

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -135,6 +136,149 @@ TEST_CASE("in-flight counting is exact under concurrent threads", "[shared]") {
     }
     for (auto& t : threads) t.join();
     CHECK(st.slot(slot).in_flight.load() == 0);
+}
+
+TEST_CASE("a dead child's share of the in-flight counts is released, nobody else's", "[shared][children]") {
+    Memory m;
+    auto st = m.format();
+    int a = st.claim("v|a", 1, ReplicaState::Ready);
+    int b = st.claim("v|b", 1, ReplicaState::Ready);
+    int killed = st.claim_child_row(101);
+    int survivor = st.claim_child_row(102);
+    REQUIRE(killed >= 0);
+    REQUIRE(survivor >= 0);
+    CHECK(killed != survivor);
+    for (int i = 0; i < 3; ++i) st.begin_attempt(a, killed);
+    st.begin_attempt(b, killed);
+    st.begin_attempt(b, survivor);
+    st.begin_attempt(b, survivor);
+    st.end_attempt(a, killed);
+    CHECK(st.slot(a).in_flight.load() == 2);
+    CHECK(st.slot(b).in_flight.load() == 3);
+    CHECK(st.block()->children[killed].in_flight[a].load() == 2);
+
+    auto released = st.release_child(101);  // the parent: child 101 died mid-request
+    CHECK(released.rows == 1);
+    CHECK(released.requests == 3);
+    CHECK(released.complete);
+    CHECK(st.slot(a).in_flight.load() == 0);
+    CHECK(st.slot(b).in_flight.load() == 2);  // the survivor's two stay
+    CHECK(st.block()->children[killed].owner_pid.load() == 0);
+    CHECK(st.release_child(101).rows == 0);  // told twice: nothing more to give back
+
+    // The freed row is taken again, and starts from zero.
+    CHECK(st.claim_child_row(103) == killed);
+    CHECK(st.block()->children[killed].in_flight[a].load() == 0);
+    st.end_attempt(b, survivor);
+    st.end_attempt(b, survivor);
+    CHECK(st.slot(b).in_flight.load() == 0);
+    CHECK(st.release_child(102).requests == 0);
+}
+
+TEST_CASE("without a row only the aggregate counts", "[shared][children]") {
+    Memory m;
+    auto st = m.format();
+    int a = st.claim("v|a", 1, ReplicaState::Ready);
+    st.begin_attempt(a, -1);
+    CHECK(st.slot(a).in_flight.load() == 1);
+    st.end_attempt(a, -1);
+    CHECK(st.slot(a).in_flight.load() == 0);
+}
+
+TEST_CASE("child rows run out cleanly and only for real pids", "[shared][children]") {
+    Memory m;
+    auto st = m.format();
+    CHECK(st.claim_child_row(0) == -1);
+    CHECK(st.claim_child_row(-5) == -1);
+    CHECK(m.reader().claim_child_row(7) >= 0);  // a child claims its own row: no writer needed
+    for (size_t i = 1; i < kMaxChildRows; ++i) REQUIRE(st.claim_child_row(1000 + static_cast<int32_t>(i)) >= 0);
+    CHECK(st.claim_child_row(99999) == -1);
+    CHECK(st.release_child(1001).rows == 1);
+    CHECK(st.claim_child_row(99999) >= 0);
+}
+
+TEST_CASE("forged rows never drive an aggregate below zero or overflow it", "[shared][children]") {
+    Memory m;
+    auto st = m.format();
+    int a = st.claim("v|a", 1, ReplicaState::Ready);
+    int b = st.claim("v|b", 1, ReplicaState::Ready);
+    int c = st.claim("v|c", 1, ReplicaState::Ready);
+    int row = st.claim_child_row(200);
+    st.slot(a).in_flight = 2;
+    st.block()->children[row].in_flight[a] = INT32_MAX;  // more than the aggregate holds
+    st.slot(b).in_flight = 5;
+    st.block()->children[row].in_flight[b] = -7;          // negative: nothing to give back
+    st.slot(c).in_flight = INT64_MIN;                     // a forged aggregate
+    st.block()->children[row].in_flight[c] = 1;
+    auto released = st.release_child(200);
+    CHECK(released.requests == int64_t{INT32_MAX} + 1);
+    CHECK(st.slot(a).in_flight.load() == 0);
+    CHECK(st.slot(b).in_flight.load() == 5);
+    CHECK(st.slot(c).in_flight.load() == 0);
+    for (size_t i = 0; i < kMaxSlots; ++i) CHECK(st.block()->children[row].in_flight[i].load() == 0);
+}
+
+TEST_CASE("rows of children gone unannounced are released at a restart", "[shared][children]") {
+    Memory m;
+    auto st = m.format();
+    int a = st.claim("v|a", 1, ReplicaState::Ready);
+    int gone = st.claim_child_row(301);
+    int live = st.claim_child_row(302);
+    st.begin_attempt(a, gone);
+    st.begin_attempt(a, live);
+    st.block()->children[st.claim_child_row(303)].owner_pid = -4;  // forged owner
+    auto released = st.release_gone_children([](int32_t pid) { return pid == 302; });
+    CHECK(released.rows == 2);
+    CHECK(released.requests == 1);
+    CHECK(st.slot(a).in_flight.load() == 1);
+    CHECK(st.block()->children[gone].owner_pid.load() == 0);
+    CHECK(st.block()->children[live].owner_pid.load() == 302);
+}
+
+TEST_CASE("a restart with no child alive frees every row; a reused slot starts clean", "[shared][children]") {
+    Memory m;
+    auto st = m.format();
+    int a = st.claim("v|a", 1, ReplicaState::Ready);
+    int row = st.claim_child_row(400);
+    st.begin_attempt(a, row);
+    st.reset_in_flight();
+    CHECK(st.slot(a).in_flight.load() == 0);
+    CHECK(st.block()->children[row].owner_pid.load() == 0);
+    CHECK(st.block()->children[row].in_flight[a].load() == 0);
+
+    // Slot a retired and given to another replica: an old child's share of
+    // the replica it served before is not the new one's.
+    row = st.claim_child_row(401);
+    st.begin_attempt(a, row);
+    for (size_t i = 0; i < kMaxSlots; ++i) st.claim("fill" + std::to_string(i), 2, ReplicaState::Ready);
+    st.retire_unclaimed(3);
+    int reused = st.claim("v|z", 3, ReplicaState::Ready);
+    REQUIRE(reused == a);
+    CHECK(st.block()->children[row].in_flight[reused].load() == 0);
+}
+
+TEST_CASE("releasing a dead child is exact while live children keep counting", "[shared][children]") {
+    Memory m;
+    auto st = m.format();
+    int a = st.claim("v|a", 1, ReplicaState::Ready);
+    int dead = st.claim_child_row(500);
+    for (int i = 0; i < 50; ++i) st.begin_attempt(a, dead);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        int row = st.claim_child_row(600 + t);
+        threads.emplace_back([&st, a, row] {
+            for (int i = 0; i < 100000; ++i) {
+                st.begin_attempt(a, row);
+                st.end_attempt(a, row);
+            }
+            st.begin_attempt(a, row);  // one left open by each live child
+        });
+    }
+    auto released = st.release_child(500);
+    for (auto& t : threads) t.join();
+    CHECK(released.requests == 50);
+    CHECK(released.complete);
+    CHECK(st.slot(a).in_flight.load() == 4);
 }
 
 TEST_CASE("release slots are found again by their symlink path", "[shared]") {
