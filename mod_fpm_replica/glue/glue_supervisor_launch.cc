@@ -230,7 +230,7 @@ void supervisor_maintenance(int reason, void* data, int) {
     retained->quick_deaths =
         now_us() - retained->started_us < kQuickDeathUs ? retained->quick_deaths + 1 : 0;
     if (retained->quick_deaths > kMaxQuickDeaths) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf, FPMRNO(00032)
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf, FPMRNO(00071)
                      "the replica supervisor (pid %d) exited, the %dth within %ds of its "
                      "start; it is started again at the next restart of httpd", dead,
                      retained->quick_deaths, static_cast<int>(kQuickDeathUs / 1000000));
@@ -243,8 +243,8 @@ void supervisor_maintenance(int reason, void* data, int) {
         pid_t pid = fork_supervisor(ap_server_conf, collect_plan(ap_server_conf), retained);
         if (pid > 0) watch_supervisor(pid);
     } catch (...) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, ap_server_conf, FPMRNO(00036)
-                     "internal error while starting the replica supervisor");
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, ap_server_conf, FPMRNO(00072)
+                     "internal error while starting a new replica supervisor after the old one died");
     }
 }
 
