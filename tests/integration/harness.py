@@ -74,6 +74,22 @@ def wait_for(predicate, timeout, interval=0.05, what="condition"):
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+def children_of(parent_pid):
+    """Pids of the live (not zombie) processes whose parent is `parent_pid`."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent_pid and fields[0] != "Z":
+            out.append(int(entry))
+    return sorted(out)
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)

@@ -28,18 +28,7 @@ REQUESTS = 6
 
 def httpd_children(main_pid):
     """Every process whose parent is httpd's (MPM children and the supervisor)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == main_pid and fields[0] != "Z":
-            out.append(int(entry))
-    return out
+    return harness.children_of(main_pid)
 
 
 def socket_inodes(pid):

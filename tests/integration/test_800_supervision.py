@@ -32,19 +32,14 @@ def all_ready(httpd):
 def fpm_masters_of(supervisor_pid):
     """php-fpm masters whose parent is the supervisor."""
     out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in harness.children_of(supervisor_pid):
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"php-fpm" in f.read():
+                    out.append(pid)
         except OSError:
             continue
-        if ppid == supervisor_pid and b"php-fpm" in cmd:
-            out.append(int(entry))
-    return sorted(out)
+    return out
 
 
 def start_supervised(httpd, **vhost):

@@ -40,18 +40,7 @@ def layout():
 def httpd_children(httpd):
     """Pids of httpd's worker children (not the supervisor, which runs no requests)."""
     sup = supervisor_pid(httpd)
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == sup:
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == httpd.main_pid:
-            out.append(int(entry))
-    return out
+    return [pid for pid in harness.children_of(httpd.main_pid) if pid != sup]
 
 
 def peek(pid, addr, n):
