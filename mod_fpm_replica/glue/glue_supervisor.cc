@@ -192,6 +192,13 @@ pid_t start_replica(const SpawnPlan& plan) {
 // through a directory someone else can write cannot send root's mkdir (and
 // php-fpm's socket) elsewhere: a symlink is followed only when root owns it
 // and the directory it is in can be changed by root alone (/var/run -> /run).
+// Only root can change what lies beneath a directory it owns that nobody
+// else may write, or may write only with the sticky bit (the helper's rule,
+// helper_rules.cc untrusted_directory_reason).
+bool only_root_can_change(const struct stat& dir) {
+    return dir.st_uid == 0 && (!(dir.st_mode & 022) || (dir.st_mode & S_ISVTX));
+}
+
 void ensure_socket_directory(const SocketSpec& socket, server_rec* s) {
     if (socket.kind != SocketSpec::Kind::Unix) return;
     std::string dir = socket.path.substr(0, socket.path.rfind('/'));
@@ -201,8 +208,7 @@ void ensure_socket_directory(const SocketSpec& socket, server_rec* s) {
     size_t from = 1;
     while (at >= 0 && from <= dir.size()) {
         struct stat here;
-        if (untrusted.empty() && ::fstat(at, &here) == 0 &&
-            (here.st_uid != 0 || ((here.st_mode & 022) && !(here.st_mode & S_ISVTX)))) {
+        if (untrusted.empty() && ::fstat(at, &here) == 0 && !only_root_can_change(here)) {
             untrusted = walked.empty() ? "/" : walked;
         }
         size_t slash = dir.find('/', from);
@@ -225,8 +231,7 @@ void ensure_socket_directory(const SocketSpec& socket, server_rec* s) {
             struct stat link, parent;
             bool trusted_link = ::fstatat(at, name.c_str(), &link, AT_SYMLINK_NOFOLLOW) == 0 &&
                                 S_ISLNK(link.st_mode) && link.st_uid == 0 &&
-                                ::fstat(at, &parent) == 0 && parent.st_uid == 0 &&
-                                (!(parent.st_mode & 022) || (parent.st_mode & S_ISVTX));
+                                ::fstat(at, &parent) == 0 && only_root_can_change(parent);
             if (!trusted_link) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, FPMRNO(00067)
                              "not creating the socket directory of %s: %s is a symlink someone "

@@ -90,6 +90,23 @@ def children_of(parent_pid):
     return sorted(out)
 
 
+def socket_fds(pid):
+    """{socket inode: descriptor number} of process `pid`'s open sockets."""
+    out = {}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out[int(link[8:-1])] = int(fd)
+    return out
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)

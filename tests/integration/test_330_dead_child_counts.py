@@ -5,7 +5,6 @@ starve a replica and the next graceful restart does not wait out the drain
 timeout for requests that no longer exist (issue 12, bug 3)."""
 
 import os
-import re
 import signal
 import socket
 import threading
@@ -32,19 +31,7 @@ def httpd_children(main_pid):
 
 
 def socket_inodes(pid):
-    inodes = set()
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return inodes
-    for fd in fds:
-        try:
-            m = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/{pid}/fd/{fd}"))
-        except OSError:
-            continue
-        if m:
-            inodes.add(int(m.group(1)))
-    return inodes
+    return set(harness.socket_fds(pid))
 
 
 def server_side_inodes(server_port, client_ports):

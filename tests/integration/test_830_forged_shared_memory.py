@@ -217,18 +217,6 @@ def test_forged_shared_memory_is_never_acted_on(httpd, deployed):  # noqa: F811
     assert failed == [], failed[:5]
 
 
-def socket_inodes(pid):
-    out = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            out[int(link[8:-1])] = int(fd)
-    return out
-
-
 def unix_peers():
     """{socket inode: peer inode} of every connected unix socket (ss -x)."""
     out = {}
@@ -265,12 +253,12 @@ def test_a_plan_not_sent_by_the_httpd_parent_is_dropped(httpd):
     httpd.expect_log(r"FPMR00066")
     # The supervisor's end of the channel, and its peer: the parent's end.
     peers = unix_peers()
-    parent_fds = socket_inodes(httpd.main_pid)
-    channel = [peers[i] for i in socket_inodes(sup) if peers.get(i) in parent_fds]
-    assert len(channel) == 1, (socket_inodes(sup), parent_fds)
+    parent_fds = harness.socket_fds(httpd.main_pid)
+    channel = [peers[i] for i in harness.socket_fds(sup) if peers.get(i) in parent_fds]
+    assert len(channel) == 1, (harness.socket_fds(sup), parent_fds)
     parent_end = channel[0]
     for child in httpd_children(httpd):
-        assert parent_end not in socket_inodes(child), "an httpd child holds the plan channel"
+        assert parent_end not in harness.socket_fds(child), "an httpd child holds the plan channel"
 
     # Someone else (this test, root even) writes plans for the next
     # generations into the parent's end.
@@ -303,8 +291,8 @@ def test_a_plan_channel_shut_down_by_someone_else_gets_a_new_supervisor(httpd):
     before, sup = start_supervised(httpd)
     httpd.expect_log(r"FPMR00068", r"FPMR00055", r"FPMR00032")
     peers = unix_peers()
-    parent_fds = socket_inodes(httpd.main_pid)
-    channel = [peers[i] for i in socket_inodes(sup) if peers.get(i) in parent_fds]
+    parent_fds = harness.socket_fds(httpd.main_pid)
+    channel = [peers[i] for i in harness.socket_fds(sup) if peers.get(i) in parent_fds]
     assert len(channel) == 1
     fd = take_fd(httpd.main_pid, parent_fds[channel[0]])
     with socket.socket(fileno=fd) as s:
