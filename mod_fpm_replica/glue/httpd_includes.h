@@ -25,6 +25,5 @@ extern "C" {
 APLOG_USE_MODULE(fpm_replica);
 }
 
-// Our own message tags ("FPMR00001: "), allocated from ../next-number.
-// httpd reserves the AH prefix for its own modules.
-#define FPMRNO(n) "FPMR" #n ": "
+// FPMRNO, our own message tags.
+#include "log_text.h"
