@@ -48,9 +48,21 @@ const char* state_name(ReplicaState state);
 enum class HealthState : uint32_t { Unknown = 0, Passing = 1, Failing = 2 };
 const char* health_name(HealthState health);
 
+// What the supervisor last saw go wrong with a member's master, kept with a
+// detail (a wait status, an HTTP status) so the status document can say
+// why a replica is not ready (replica_reason.h). Cleared at each start.
+enum class MasterTrouble : uint32_t {
+    None = 0,
+    Crashed = 1,            // exited unasked; restarted with backoff (detail: wait status)
+    CrashLoop = 2,          // crashed too often within a minute: not restarted (detail: wait status)
+    HealthChecks = 3,       // failed its checks in a row (detail: HTTP status, 0: no answer in time)
+    ReplacementFailed = 4,  // a replacement master exited before it answered (detail: wait status)
+    StartTimeout = 5,       // a new master did not answer in time
+};
+
 constexpr uint32_t kSharedMagic = 0x52504d46;   // "FMPR" little-endian
 constexpr uint32_t kTrustedMagic = 0x54504d46;  // "FMPT"
-constexpr uint32_t kLayoutVersion = 9;
+constexpr uint32_t kLayoutVersion = 10;
 constexpr size_t kMaxSlots = 256;
 // httpd child processes whose in-flight counts are kept apart: at least
 // httpd's ServerLimit (refused above it, FPMR00160), with room for the
@@ -93,6 +105,8 @@ struct TrustedSlot {
     std::atomic<uint64_t> pid_start_time;   // its start time (/proc/PID/stat field 22)
     std::atomic<uint64_t> restarts;         // supervised restarts
     std::atomic<int64_t> check_latency_us;  // last health check's duration; -1: none yet
+    std::atomic<uint32_t> trouble;          // MasterTrouble
+    std::atomic<int32_t> trouble_detail;
     // The release this member's master serves (namespace mode): a hash the
     // finder compares lock-free, and the path for the status document,
     // under a sequence lock (odd while writing).

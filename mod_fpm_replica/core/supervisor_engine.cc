@@ -1,12 +1,11 @@
 // The supervisor's state machine (see supervisor_engine.h).
 #include "supervisor_engine.h"
 
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <set>
 
 #include "release_resolver.h"
+#include "replica_reason.h"
 
 namespace fpmr {
 
@@ -18,10 +17,6 @@ std::string resolve_release(const std::string& symlink) {
     return resolve_release_dir(symlink, &error).value_or("");
 }
 
-std::string describe_exit(int wait_status) {
-    return WIFEXITED(wait_status) ? "exited with status " + std::to_string(WEXITSTATUS(wait_status))
-                                  : "was killed by signal " + std::to_string(WTERMSIG(wait_status));
-}
 
 }  // namespace
 
@@ -129,6 +124,12 @@ ReplicaState SupervisorEngine::state(const Job& j, size_t member) const {
 
 void SupervisorEngine::set_health(const Job& j, size_t member, HealthState h) {
     trusted(j, member).health.store(static_cast<uint32_t>(h));
+}
+
+void SupervisorEngine::set_trouble(const Job& j, size_t member, MasterTrouble trouble, int32_t detail) {
+    TrustedSlot& t = trusted(j, member);
+    t.trouble_detail.store(detail);
+    t.trouble.store(static_cast<uint32_t>(trouble));
 }
 
 void SupervisorEngine::log(LogLevel level, const std::string& message) {
@@ -302,6 +303,7 @@ bool SupervisorEngine::start_member(Job& j, size_t member, int64_t now, const st
     t.pid.store(started->pid);
     slot(j, member).retry_at_us.store(0);
     set_health(j, member, HealthState::Unknown);
+    set_trouble(j, member, MasterTrouble::None, 0);
     set_state(j, member, ReplicaState::Starting);
     log(LogLevel::Notice,
         format_text(FPMRNO(00029) "started replica '%s' of %s on %s: pid %d%s%s", j.name_c(), j.vhost_c(),
@@ -336,7 +338,7 @@ void SupervisorEngine::on_member_exit(Job& j, size_t member, int wait_status, in
             log(LogLevel::Warning,
                 format_text(FPMRNO(00175) "replica '%s' of %s: the old master (pid %d) %s while its "
                             "requests drained; the new master serves", j.name_c(), j.vhost_c(),
-                            static_cast<int>(pid), describe_exit(wait_status).c_str()));
+                            static_cast<int>(pid), describe_wait_status(wait_status).c_str()));
         }
         set_state(j, member, ReplicaState::Stopped);
         if (draining_old) finish_replacement(j);
@@ -346,12 +348,13 @@ void SupervisorEngine::on_member_exit(Job& j, size_t member, int wait_status, in
 }
 
 void SupervisorEngine::on_crash(Job& j, size_t member, int32_t pid, int wait_status, int64_t now) {
-    std::string how = describe_exit(wait_status);
+    std::string how = describe_wait_status(wait_status);
     if (member != j.active) {
         // The replacement died before taking over: keep the current master.
         if (j.phase == Job::Phase::Preparing || j.phase == Job::Phase::Prepared) {
             set_prepare_state(j, PrepareState::Failed);
         }
+        set_trouble(j, member, MasterTrouble::ReplacementFailed, wait_status);
         set_state(j, member, ReplicaState::Stopped);
         j.phase = Job::Phase::Idle;
         j.replace_pending = false;
@@ -364,6 +367,7 @@ void SupervisorEngine::on_crash(Job& j, size_t member, int32_t pid, int wait_sta
     }
     int64_t again = j.backoff.on_exit(now, now - j.runs[member].started_us);
     if (again < 0) {
+        set_trouble(j, member, MasterTrouble::CrashLoop, wait_status);
         j.failed = true;
         set_state(j, member, ReplicaState::Failed);
         log(LogLevel::Error,
@@ -373,6 +377,8 @@ void SupervisorEngine::on_crash(Job& j, size_t member, int32_t pid, int wait_sta
         return;
     }
     j.next_start_us = again;
+    // A master killed for failing its checks keeps that as its trouble.
+    if (!j.runs[member].health_failed) set_trouble(j, member, MasterTrouble::Crashed, wait_status);
     set_state(j, member, ReplicaState::Starting);
     log(LogLevel::Warning,
         format_text(FPMRNO(00028) "replica '%s' of %s (pid %d) %s; restarting it in %lldms", j.name_c(),
@@ -463,6 +469,7 @@ void SupervisorEngine::check_health(Job& j, int64_t now) {
                 set_health(j, i, HealthState::Passing);
             } else if (m.passed_checks >= h.passes) {
                 m.health_failed = false;
+                set_trouble(j, i, MasterTrouble::None, 0);
                 set_health(j, i, HealthState::Passing);
                 slot(j, i).retry_at_us.store(0);
                 log(LogLevel::Notice,
@@ -475,6 +482,7 @@ void SupervisorEngine::check_health(Job& j, int64_t now) {
         ++m.failed_checks;
         if (!m.health_failed && m.failed_checks >= h.fails) {
             m.health_failed = true;
+            set_trouble(j, i, MasterTrouble::HealthChecks, result == MasterPing::Result::Answered ? status : 0);
             set_health(j, i, HealthState::Failing);
             log(LogLevel::Error,
                 format_text(FPMRNO(00044) "replica '%s' of %s on %s failed %d health checks in a row: "
@@ -654,6 +662,7 @@ void SupervisorEngine::advance_rolling(Job& j, int64_t now) {
             format_text(FPMRNO(00039) "replacement of replica '%s' of %s did not answer within %ds; the "
                         "current master keeps serving", j.name_c(), j.vhost_c(),
                         static_cast<int>(kStartTimeoutUs / 1000000)));
+        set_trouble(j, j.spare(), MasterTrouble::StartTimeout, 0);
         remember_failed_release(j, j.spare(), now);
         stop_member(j, j.spare(), now);
         j.phase = Job::Phase::Idle;

@@ -93,6 +93,7 @@ private:
     void set_state(const Job& j, size_t member, ReplicaState st);
     ReplicaState state(const Job& j, size_t member) const;
     void set_health(const Job& j, size_t member, HealthState h);
+    void set_trouble(const Job& j, size_t member, MasterTrouble trouble, int32_t detail);
     void log(LogLevel level, const std::string& message);
 
     int adopt(Job& j, int64_t now);

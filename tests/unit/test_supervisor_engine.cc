@@ -308,6 +308,8 @@ TEST_CASE("engine: a crashing master restarts with backoff and is marked failed 
     CHECK(rig.lifecycle(a, 0) == ReplicaState::Failed);
     CHECK(rig.log.count("FPMR00027") == 1);
     CHECK(rig.log.count("FPMR00028") == 4);
+    CHECK(rig.trusted(a, 0).trouble.load() == static_cast<uint32_t>(MasterTrouble::CrashLoop));
+    CHECK(rig.trusted(a, 0).trouble_detail.load() == SIGSEGV);
     rig.run(60 * kSecond);
     CHECK(rig.pid(a, 0) == 0);  // stays down
     // A restart of httpd (or the restart action) tries it again, from scratch.
@@ -402,6 +404,7 @@ TEST_CASE("engine: a replacement that dies before answering leaves the current m
     rig.processes.exit(fresh, 78 << 8);
     rig.run(kSecond);
     CHECK(rig.log.count("FPMR00037") == 1);
+    CHECK(rig.trusted(a, 1).trouble.load() == static_cast<uint32_t>(MasterTrouble::ReplacementFailed));
     CHECK(rig.lifecycle(a, 1) == ReplicaState::Stopped);
     CHECK(rig.serving(a) == 0);
 }
@@ -622,6 +625,8 @@ TEST_CASE("engine: health checks fail on a 500, restart the master, and pass aga
     rig.run(kSecond + kTurnUs);
     CHECK(rig.log.count("FPMR00044") == 1);
     CHECK(rig.processes.table[sick].killed);
+    CHECK(rig.trusted(a, 0).trouble.load() == static_cast<uint32_t>(MasterTrouble::HealthChecks));
+    CHECK(rig.trusted(a, 0).trouble_detail.load() == 500);
     rig.run(2 * kSecond);
     CHECK(rig.pid(a, 0) != sick);
     CHECK(rig.serving(a) == 0);

@@ -1,0 +1,29 @@
+"""A host with hundreds of sites: 300 name-based vhosts with two supervised
+replicas each (600 php-fpm masters, 1,200 balancer members) start, answer on
+every vhost, and roll through `apachectl graceful` in bounded time, because
+replicas are replaced one at a time per vhost but many vhosts at once."""
+
+import many_sites
+
+SITES = 300
+# Wide bounds for a noisy 2-core machine; bench/sites.py prints the real
+# figures (docs/benchmarks.md). One replica at a time across all vhosts took
+# about 0.2 s a replica: 600 replicas would take 120 s.
+START_BOUND_S = 150
+ROLL_BOUND_S = 90
+
+
+def test_300_sites_start_answer_and_roll(httpd):
+    httpd.write_config(many_sites.sites_config(httpd, SITES), own_vhost=False)
+    httpd.start(timeout=30)
+    started_s, before = many_sites.wait_all_ready(httpd, SITES, START_BOUND_S)
+    assert len(before) == SITES
+    assert many_sites.answer_on_every_site(httpd, SITES) == []
+    masters = {pid for pids in before.values() for pid in pids.values()}
+    assert len(masters) == 2 * SITES
+
+    httpd.graceful(timeout=60)
+    rolled_s, after = many_sites.wait_all_replaced(httpd, SITES, before, ROLL_BOUND_S)
+    assert many_sites.answer_on_every_site(httpd, SITES) == []
+    print(f"{SITES} sites: ready {started_s:.1f}s after start, rolled {rolled_s:.1f}s "
+          f"after graceful")
