@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -209,6 +210,15 @@ ReplicaPlan replica(Blocks& blocks, const std::string& vhost, const std::string&
     return p;
 }
 
+HealthCheckSpec health_checks(int64_t interval_us, int64_t timeout_us, int fails, int passes) {
+    HealthCheckSpec h;
+    h.interval_us = interval_us;
+    h.timeout_us = timeout_us;
+    h.fails = fails;
+    h.passes = passes;
+    return h;
+}
+
 SupervisorPlan plan_of(std::vector<ReplicaPlan> replicas, uint32_t generation = 1) {
     SupervisorPlan plan;
     plan.generation = generation;
@@ -242,6 +252,12 @@ struct Rig {
             clock.now += kTurnUs;
         }
     }
+    // Turns until `done` holds (at most `limit` of fake time); how long it took.
+    int64_t run_until(const std::function<bool()>& done, int64_t limit = 120 * kSecond) {
+        int64_t began = clock.now;
+        while (!done() && clock.now - began < limit) run(kTurnUs);
+        return clock.now - began;
+    }
     void restart_httpd(const std::optional<SupervisorPlan>& plan) { engine->on_httpd_restart(plan); }
 
     const TrustedSlot& trusted(const ReplicaPlan& r, size_t member) const {
@@ -261,6 +277,23 @@ struct Rig {
     void set_in_flight(const ReplicaPlan& r, size_t member, int64_t n) {
         blocks.state.slot(r.members[member].slot).in_flight.store(n);
     }
+};
+
+// One replica, `a` of vhost "app", started and ready.
+struct OneReplicaRunning {
+    Blocks blocks;
+    ReplicaPlan a = replica(blocks, "app", "a");
+    Rig rig{blocks, plan_of({a})};
+    OneReplicaRunning() { rig.run(kSecond); }
+};
+
+// Replicas `a` and `b` of vhost "app", started and ready.
+struct TwoReplicasRunning {
+    Blocks blocks;
+    ReplicaPlan a = replica(blocks, "app", "a");
+    ReplicaPlan b = replica(blocks, "app", "b");
+    Rig rig{blocks, plan_of({a, b})};
+    TwoReplicasRunning() { rig.run(kSecond); }
 };
 
 }  // namespace
@@ -284,12 +317,7 @@ TEST_CASE("engine: replicas start, become ready once they answer, and are record
     CHECK(rig.processes.table[1000].listen == "/run/fpmr-test/app-a.sock");
 }
 
-TEST_CASE("engine: a crashing master restarts with backoff and is marked failed after five quick crashes",
-          "[engine]") {
-    Blocks blocks;
-    ReplicaPlan a = replica(blocks, "app", "a");
-    Rig rig(blocks, plan_of({a}));
-    rig.run(kSecond);
+TEST_CASE_METHOD(OneReplicaRunning, "engine: a crashing master restarts with backoff and is marked failed after five quick crashes", "[engine]") {
     int32_t first = rig.pid(a, 0);
     rig.processes.exit(first, 11 << 8);  // exit status 11
     rig.run(kTurnUs);
@@ -318,12 +346,7 @@ TEST_CASE("engine: a crashing master restarts with backoff and is marked failed 
     CHECK(rig.lifecycle(a, 0) == ReplicaState::Ready);
 }
 
-TEST_CASE("engine: a graceful restart replaces each replica on its alternate socket once the new master answers",
-          "[engine]") {
-    Blocks blocks;
-    ReplicaPlan a = replica(blocks, "app", "a"), b = replica(blocks, "app", "b");
-    Rig rig(blocks, plan_of({a, b}));
-    rig.run(kSecond);
+TEST_CASE_METHOD(TwoReplicasRunning, "engine: a graceful restart replaces each replica on its alternate socket once the new master answers", "[engine]") {
     int32_t old_a = rig.pid(a, 0);
     rig.set_in_flight(a, 0, 3);  // three requests still running on a
     rig.restart_httpd(plan_of({a, b}, 2));
@@ -347,12 +370,7 @@ TEST_CASE("engine: a graceful restart replaces each replica on its alternate soc
     CHECK(rig.processes.alive() == 2);
 }
 
-TEST_CASE("engine: the old master is stopped at the drain timeout with requests in flight, then killed",
-          "[engine]") {
-    Blocks blocks;
-    ReplicaPlan a = replica(blocks, "app", "a");
-    Rig rig(blocks, plan_of({a}));
-    rig.run(kSecond);
+TEST_CASE_METHOD(OneReplicaRunning, "engine: the old master is stopped at the drain timeout with requests in flight, then killed", "[engine]") {
     int32_t old_a = rig.pid(a, 0);
     rig.set_in_flight(a, 0, 1);
     rig.processes.exits_when_asked = false;  // its request never ends
@@ -371,12 +389,7 @@ TEST_CASE("engine: the old master is stopped at the drain timeout with requests 
     CHECK(rig.log.count("FPMR00041") == 1);
 }
 
-TEST_CASE("engine: a replacement that never answers is abandoned; the current master keeps serving",
-          "[engine]") {
-    Blocks blocks;
-    ReplicaPlan a = replica(blocks, "app", "a");
-    Rig rig(blocks, plan_of({a}));
-    rig.run(kSecond);
+TEST_CASE_METHOD(OneReplicaRunning, "engine: a replacement that never answers is abandoned; the current master keeps serving", "[engine]") {
     int32_t old_a = rig.pid(a, 0);
     rig.processes.new_masters_answer = Answer::Hang;
     rig.restart_httpd(plan_of({a}, 2));
@@ -391,11 +404,7 @@ TEST_CASE("engine: a replacement that never answers is abandoned; the current ma
     CHECK(rig.serving(a) == 0);
 }
 
-TEST_CASE("engine: a replacement that dies before answering leaves the current master serving", "[engine]") {
-    Blocks blocks;
-    ReplicaPlan a = replica(blocks, "app", "a");
-    Rig rig(blocks, plan_of({a}));
-    rig.run(kSecond);
+TEST_CASE_METHOD(OneReplicaRunning, "engine: a replacement that dies before answering leaves the current master serving", "[engine]") {
     rig.processes.new_masters_answer = Answer::Refuse;
     rig.restart_httpd(plan_of({a}, 2));
     rig.run(kSecond);
@@ -409,11 +418,7 @@ TEST_CASE("engine: a replacement that dies before answering leaves the current m
     CHECK(rig.serving(a) == 0);
 }
 
-TEST_CASE("engine: an old master that dies while draining ends the replacement, it is no crash", "[engine]") {
-    Blocks blocks;
-    ReplicaPlan a = replica(blocks, "app", "a");
-    Rig rig(blocks, plan_of({a}));
-    rig.run(kSecond);
+TEST_CASE_METHOD(OneReplicaRunning, "engine: an old master that dies while draining ends the replacement, it is no crash", "[engine]") {
     int32_t old_a = rig.pid(a, 0);
     rig.set_in_flight(a, 0, 2);
     rig.restart_httpd(plan_of({a}, 2));
@@ -429,12 +434,7 @@ TEST_CASE("engine: an old master that dies while draining ends the replacement, 
     CHECK(rig.processes.alive() == 1);
 }
 
-TEST_CASE("engine: a graceful restart in the middle of a replacement replaces it once more, with the new settings",
-          "[engine]") {
-    Blocks blocks;
-    ReplicaPlan a = replica(blocks, "app", "a");
-    Rig rig(blocks, plan_of({a}));
-    rig.run(kSecond);
+TEST_CASE_METHOD(OneReplicaRunning, "engine: a graceful restart in the middle of a replacement replaces it once more, with the new settings", "[engine]") {
     rig.processes.new_masters_answer = Answer::Refuse;
     rig.restart_httpd(plan_of({a}, 2));
     rig.run(kSecond);
@@ -537,12 +537,7 @@ TEST_CASE("engine: a successor supervisor takes over the serving masters and sto
     CHECK(rig.pid(a, 0) != serving_a);
 }
 
-TEST_CASE("engine: a removed replica drains after the grace period and is dropped; an added one starts",
-          "[engine]") {
-    Blocks blocks;
-    ReplicaPlan a = replica(blocks, "app", "a"), b = replica(blocks, "app", "b");
-    Rig rig(blocks, plan_of({a, b}));
-    rig.run(kSecond);
+TEST_CASE_METHOD(TwoReplicasRunning, "engine: a removed replica drains after the grace period and is dropped; an added one starts", "[engine]") {
     int32_t old_b = rig.pid(b, 0);
     rig.set_in_flight(b, 0, 1);
     ReplicaPlan c = replica(blocks, "app", "c");
@@ -564,30 +559,22 @@ TEST_CASE("engine: every stop escalates to SIGKILL at its deadline", "[engine]")
     Rig rig(blocks, plan_of({a, t}));
     rig.run(kSecond);
     rig.processes.exits_when_asked = false;  // requests that never end
+    // Seconds of fake time, a turn's worth of slack either way.
+    auto about = [](int64_t us, int64_t seconds) { return std::llabs(us - seconds * kSecond) <= 2 * kTurnUs; };
     SECTION("a tcp replica restarted in place gets the drain timeout") {
-        int32_t old_t = rig.pid(t, 0);
+        FakeMaster& old = rig.processes.table[rig.pid(t, 0)];
         rig.blocks.state.slot(t.members[0].slot).restart_requested.fetch_add(1);
-        rig.run(kSecond);
-        CHECK(rig.processes.table[old_t].asked_to_stop);
-        rig.run(18 * kSecond);
-        CHECK_FALSE(rig.processes.table[old_t].killed);
-        rig.run(2 * kSecond);
-        CHECK(rig.processes.table[old_t].killed);
+        CHECK(rig.run_until([&] { return old.asked_to_stop; }) <= 2 * kTurnUs);
+        CHECK(about(rig.run_until([&] { return old.killed; }), 20));
         rig.run(kSecond);
         CHECK(rig.serving(t) == 0);  // restarted once gone
     }
     SECTION("a removed replica: retire deadline, then the stop grace") {
-        int32_t old_a = rig.pid(a, 0);
+        FakeMaster& old = rig.processes.table[rig.pid(a, 0)];
         rig.set_in_flight(a, 0, 5);
         rig.restart_httpd(plan_of({t}, 2));
-        rig.run(19 * kSecond);
-        CHECK_FALSE(rig.processes.table[old_a].asked_to_stop);
-        rig.run(2 * kSecond);
-        CHECK(rig.processes.table[old_a].asked_to_stop);
-        rig.run(9 * kSecond);
-        CHECK_FALSE(rig.processes.table[old_a].killed);
-        rig.run(2 * kSecond);
-        CHECK(rig.processes.table[old_a].killed);
+        CHECK(about(rig.run_until([&] { return old.asked_to_stop; }), 20));
+        CHECK(about(rig.run_until([&] { return old.killed; }), 10));
         rig.run(kSecond);
         CHECK(rig.log.count("FPMR00053") == 1);
     }
@@ -611,12 +598,7 @@ TEST_CASE("engine: every stop escalates to SIGKILL at its deadline", "[engine]")
 TEST_CASE("engine: health checks fail on a 500, restart the master, and pass again on 2xx", "[engine]") {
     Blocks blocks;
     ReplicaPlan a = replica(blocks, "app", "a");
-    HealthCheckSpec h;
-    h.interval_us = 500000;
-    h.timeout_us = 500000;
-    h.fails = 2;
-    h.passes = 1;
-    a.health = h;
+    a.health = health_checks(500000, 500000, 2, 1);
     Rig rig(blocks, plan_of({a}));
     rig.run(2 * kSecond);
     CHECK(rig.trusted(a, 0).health.load() == static_cast<uint32_t>(HealthState::Passing));
@@ -637,12 +619,7 @@ TEST_CASE("engine: a replica only health-checked is taken out and back, never si
     Blocks blocks;
     ReplicaPlan a = replica(blocks, "app", "a", true);
     a.supervised = false;
-    HealthCheckSpec h;
-    h.interval_us = 500000;
-    h.timeout_us = 200000;
-    h.fails = 2;
-    h.passes = 2;
-    a.health = h;
+    a.health = health_checks(500000, 200000, 2, 2);
     blocks.state.trusted_rw(a.members[0].slot).lifecycle.store(static_cast<uint32_t>(ReplicaState::Ready));
     Rig rig(blocks, plan_of({a}));
     // Someone else's php-fpm on the replica's socket, hung.
@@ -701,6 +678,15 @@ PrepareState prepare_state(Blocks& blocks, const std::string& symlink) {
         blocks.state.trusted_release(blocks.state.find_release(symlink)).prepare_state.load());
 }
 
+// Replica `a` in namespace mode on the deploy's release r1, ready.
+struct NamespaceReplicaRunning {
+    Blocks blocks;
+    Deploy deploy;
+    ReplicaPlan a = namespace_replica(blocks, deploy, "a");
+    Rig rig{blocks, plan_of({a})};
+    NamespaceReplicaRunning() { rig.run(kSecond); }
+};
+
 }  // namespace
 
 TEST_CASE("engine: namespace mode follows the symlink; a prepared release takes over at the flip", "[engine]") {
@@ -725,12 +711,7 @@ TEST_CASE("engine: namespace mode follows the symlink; a prepared release takes 
     CHECK(rig.processes.alive() == 2);
 }
 
-TEST_CASE("engine: a prepare cancelled by a flip to another release stops the prepared master", "[engine]") {
-    Blocks blocks;
-    Deploy deploy;
-    ReplicaPlan a = namespace_replica(blocks, deploy, "a");
-    Rig rig(blocks, plan_of({a}));
-    rig.run(kSecond);
+TEST_CASE_METHOD(NamespaceReplicaRunning, "engine: a prepare cancelled by a flip to another release stops the prepared master", "[engine]") {
     request_prepare(blocks, deploy.current(), deploy.release("r2"));
     rig.run(kSecond);
     int32_t prepared = rig.pid(a, 1);
@@ -750,12 +731,7 @@ TEST_CASE("engine: a prepare cancelled by a flip to another release stops the pr
     CHECK(rig.processes.table[rig.pid(a, 1)].release == deploy.release("r3"));
 }
 
-TEST_CASE("engine: a prepare request for anything but a sibling release is refused", "[engine]") {
-    Blocks blocks;
-    Deploy deploy;
-    ReplicaPlan a = namespace_replica(blocks, deploy, "a");
-    Rig rig(blocks, plan_of({a}));
-    rig.run(kSecond);
+TEST_CASE_METHOD(NamespaceReplicaRunning, "engine: a prepare request for anything but a sibling release is refused", "[engine]") {
     request_prepare(blocks, deploy.current(), "/etc");
     rig.run(kSecond);
     CHECK(prepare_state(blocks, deploy.current()) == PrepareState::Failed);
@@ -763,12 +739,7 @@ TEST_CASE("engine: a prepare request for anything but a sibling release is refus
     CHECK(rig.pid(a, 1) == 0);
 }
 
-TEST_CASE("engine: a release whose master cannot start is not retried for 30 s", "[engine]") {
-    Blocks blocks;
-    Deploy deploy;
-    ReplicaPlan a = namespace_replica(blocks, deploy, "a");
-    Rig rig(blocks, plan_of({a}));
-    rig.run(kSecond);
+TEST_CASE_METHOD(NamespaceReplicaRunning, "engine: a release whose master cannot start is not retried for 30 s", "[engine]") {
     int32_t serving = rig.pid(a, 0);
     deploy.flip("r2");
     rig.processes.new_masters_answer = Answer::Refuse;
