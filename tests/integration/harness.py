@@ -267,7 +267,7 @@ class Httpd:
         return os.path.join(self.root, "run", f"{name}.sock")
 
     def write_config(self, vhost_body, modules=None, load_fpm_replica=True, extra_main="",
-                     skip_modules=(), own_vhost=True):
+                     skip_modules=(), own_vhost=True, server_limit=4):
         lines = [f'ServerRoot "{self.root}"',
                  f"PidFile {self.pid_file}",
                  f"ErrorLog {self.error_log}",
@@ -277,7 +277,7 @@ class Httpd:
                  "ServerName 127.0.0.1",
                  "Timeout 30",
                  "KeepAlive On",
-                 "StartServers 2", "ServerLimit 4", "ThreadsPerChild 32",
+                 "StartServers 2", f"ServerLimit {server_limit}", "ThreadsPerChild 32",
                  "MaxRequestWorkers 96", "MinSpareThreads 16", "MaxSpareThreads 96",
                  "ThreadLimit 32",
                  f"Mutex file:{self.root}/run default",

@@ -154,12 +154,8 @@ def test_graceful_after_a_killed_child_does_not_wait_for_the_drain_timeout(httpd
 
 
 def test_a_server_limit_beyond_the_per_child_rows_is_refused_at_configtest(httpd):
-    httpd.write_config(steering_vhost(httpd))
-    with open(httpd.conf_path) as f:
-        conf = f.read()
     for limit, ok in ((1024, True), (1025, False)):
-        with open(httpd.conf_path, "w") as f:
-            f.write(conf.replace("ServerLimit 4", f"ServerLimit {limit}"))
+        httpd.write_config(steering_vhost(httpd), server_limit=limit)
         r = httpd.configtest()
         assert (r.returncode == 0) == ok, (limit, r.stderr)
         if not ok:
