@@ -268,6 +268,8 @@ class Httpd:
 
     def write_config(self, vhost_body, modules=None, load_fpm_replica=True, extra_main="",
                      skip_modules=(), own_vhost=True, server_limit=4):
+        """conf/httpd.conf with `vhost_body` (a string or a vhosts.VhostConfig)
+        in the test's vhost, or as a complete <VirtualHost> of its own."""
         lines = [f'ServerRoot "{self.root}"',
                  f"PidFile {self.pid_file}",
                  f"ErrorLog {self.error_log}",
@@ -298,10 +300,10 @@ class Httpd:
         if own_vhost:
             lines.append(f"<VirtualHost 127.0.0.1:{self.port}>")
             lines.append("    ServerName app.test")
-            lines.append(vhost_body)
+            lines.append(str(vhost_body))
             lines.append("</VirtualHost>")
         else:
-            lines.append(vhost_body)  # a complete <VirtualHost> of its own
+            lines.append(str(vhost_body))  # a complete <VirtualHost> of its own
         with open(self.conf_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 

@@ -127,8 +127,7 @@ def test_a_killed_childs_in_flight_counts_are_released(httpd):
 
 
 def test_graceful_after_a_killed_child_does_not_wait_for_the_drain_timeout(httpd):
-    httpd.write_config(spawn_vhost(httpd).replace("FpmReplicaDrainTimeout 5s",
-                                                  "FpmReplicaDrainTimeout 30s"))
+    httpd.write_config(spawn_vhost(httpd, drain="30s"))
     httpd.start()
     before = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")
     run_slow_requests_and_kill_one_child(httpd)
