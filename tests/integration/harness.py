@@ -267,7 +267,9 @@ class Httpd:
         return os.path.join(self.root, "run", f"{name}.sock")
 
     def write_config(self, vhost_body, modules=None, load_fpm_replica=True, extra_main="",
-                     skip_modules=(), own_vhost=True):
+                     skip_modules=(), own_vhost=True, server_limit=4):
+        """conf/httpd.conf with `vhost_body` (a string or a vhosts.VhostConfig)
+        in the test's vhost, or as a complete <VirtualHost> of its own."""
         lines = [f'ServerRoot "{self.root}"',
                  f"PidFile {self.pid_file}",
                  f"ErrorLog {self.error_log}",
@@ -277,7 +279,7 @@ class Httpd:
                  "ServerName 127.0.0.1",
                  "Timeout 30",
                  "KeepAlive On",
-                 "StartServers 2", "ServerLimit 4", "ThreadsPerChild 32",
+                 "StartServers 2", f"ServerLimit {server_limit}", "ThreadsPerChild 32",
                  "MaxRequestWorkers 96", "MinSpareThreads 16", "MaxSpareThreads 96",
                  "ThreadLimit 32",
                  f"Mutex file:{self.root}/run default",
@@ -298,10 +300,10 @@ class Httpd:
         if own_vhost:
             lines.append(f"<VirtualHost 127.0.0.1:{self.port}>")
             lines.append("    ServerName app.test")
-            lines.append(vhost_body)
+            lines.append(str(vhost_body))
             lines.append("</VirtualHost>")
         else:
-            lines.append(vhost_body)  # a complete <VirtualHost> of its own
+            lines.append(str(vhost_body))  # a complete <VirtualHost> of its own
         with open(self.conf_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 

@@ -80,8 +80,8 @@ def test_one_replica_is_a_warning(httpd):
 
 
 def test_good_config_passes_configtest(httpd):
-    httpd.write_config(steering_vhost(httpd) +
-                       "\nFpmReplica c tcp:127.0.0.1:9999 status=tcp:127.0.0.1:9998")
+    httpd.write_config(steering_vhost(httpd).replica("c", "tcp:127.0.0.1:9999",
+                                                     status="tcp:127.0.0.1:9998"))
     r = httpd.configtest()
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip() == "Syntax OK"

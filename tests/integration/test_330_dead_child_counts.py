@@ -127,8 +127,7 @@ def test_a_killed_childs_in_flight_counts_are_released(httpd):
 
 
 def test_graceful_after_a_killed_child_does_not_wait_for_the_drain_timeout(httpd):
-    httpd.write_config(spawn_vhost(httpd).replace("FpmReplicaDrainTimeout 5s",
-                                                  "FpmReplicaDrainTimeout 30s"))
+    httpd.write_config(spawn_vhost(httpd, drain="30s"))
     httpd.start()
     before = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")
     run_slow_requests_and_kill_one_child(httpd)
@@ -154,12 +153,8 @@ def test_graceful_after_a_killed_child_does_not_wait_for_the_drain_timeout(httpd
 
 
 def test_a_server_limit_beyond_the_per_child_rows_is_refused_at_configtest(httpd):
-    httpd.write_config(steering_vhost(httpd))
-    with open(httpd.conf_path) as f:
-        conf = f.read()
     for limit, ok in ((1024, True), (1025, False)):
-        with open(httpd.conf_path, "w") as f:
-            f.write(conf.replace("ServerLimit 4", f"ServerLimit {limit}"))
+        httpd.write_config(steering_vhost(httpd), server_limit=limit)
         r = httpd.configtest()
         assert (r.returncode == 0) == ok, (limit, r.stderr)
         if not ok:

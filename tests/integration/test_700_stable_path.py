@@ -14,7 +14,7 @@ from test_600_helper import setup, spawn_args  # noqa: F401 (fixture)
 def test_php_gets_stable_paths_and_static_comes_from_the_release(httpd, setup):  # noqa: F811
     app, live = setup["app"], setup["live"]
     flip(app, "releases/r1")
-    httpd.write_config(pinned_vhost(httpd, app, extra=f"FpmReplicaStablePath {live}"))
+    httpd.write_config(pinned_vhost(httpd, app).stable_path(live))
     for name in ("a", "b"):
         httpd.start_fpm(name, wrapper=spawn_args(setup, setup["r1"], "--read-only"))
     httpd.start()
@@ -39,10 +39,7 @@ def test_php_gets_stable_paths_and_static_comes_from_the_release(httpd, setup): 
 def configtest_line(httpd, setup, stable, with_release=True):  # noqa: F811
     app = setup["app"]
     flip(app, "releases/r1")
-    body = pinned_vhost(httpd, app, extra=f"FpmReplicaStablePath {stable}")
-    if not with_release:
-        body = body.replace(f"FpmReplicaRelease {app}/current", "")
-    httpd.write_config(body)
+    httpd.write_config(pinned_vhost(httpd, app, release=with_release).stable_path(stable))
     r = httpd.configtest()
     assert r.returncode != 0, r.stderr
     lines = [l for l in r.stderr.splitlines() if "FPMR00026" in l]

@@ -8,20 +8,13 @@ import signal
 import time
 
 import harness
-from vhosts import spawn_lines, steering_vhost
+from vhosts import pinned_vhost, steering_vhost
 
 
-def spawn_vhost(httpd, command=None, names=("a", "b")):
-    """Supervised replicas `names`, each with a status socket."""
-    spawn = spawn_lines()
-    if command:
-        spawn[0] = f'FpmReplicaSpawn "{command}"'
-    body = steering_vhost(httpd, names=names, extra="\n".join(spawn))
-    for name in names:
-        body = body.replace(f"FpmReplica {name} unix:{httpd.sock(name)}",
-                            f"FpmReplica {name} unix:{httpd.sock(name)} "
-                            f"status=unix:{httpd.sock(name)}.status")
-    return body
+def spawn_vhost(httpd, command=None, names=("a", "b"), drain="5s"):
+    """Supervised replicas `names`, each with a status socket: a VhostConfig,
+    to which a test adds what else it needs."""
+    return steering_vhost(httpd, names=names, status=True).spawn(command, drain=drain)
 
 
 def all_ready(httpd):
@@ -170,7 +163,7 @@ def test_bad_supervision_directives_are_refused(httpd):
         ("FpmReplicaHelper /usr/libexec/fpm-replica-helper conf=/x", "is not config=/absolute/path"),
         ("FpmReplicaDrainTimeout 0", "must be between 1s and 1h"),
     ]:
-        httpd.write_config(steering_vhost(httpd) + "\n" + line)
+        httpd.write_config(steering_vhost(httpd).add(line))
         r = httpd.configtest()
         assert r.returncode != 0 and message in r.stderr, (line, r.stderr)
 
@@ -179,12 +172,11 @@ def test_realpath_mode_supervised_flip_and_graceful_under_load(httpd):
     """No stable path: replicas start without the helper and any replica
     serves any release; a flip and a graceful restart under load."""
     from releases import flip, make_release
-    from vhosts import pinned_vhost, spawn_lines
     app = os.path.join(httpd.root, "app")
     make_release(app, "r1")
     make_release(app, "r2")
     flip(app, "releases/r1")
-    httpd.write_config(pinned_vhost(httpd, app, status=True, extra="\n".join(spawn_lines())))
+    httpd.write_config(pinned_vhost(httpd, app, status=True).spawn())
     httpd.start()
     before = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")
     run = httpd.load([("/version.php", 8), ("/static.txt", 2), ("/slow.php?ms=1500", 2)], duration=8)
@@ -209,10 +201,11 @@ def test_missing_socket_directories_are_created(httpd):
     """php-fpm does not create its listen socket's directory; /run starts
     empty at boot. The supervisor creates what is missing."""
     nested = os.path.join(httpd.root, "d", "e")  # socket paths: 91 characters at most
-    body = spawn_vhost(httpd)
+    vhost = spawn_vhost(httpd, names=())
     for name in ("a", "b"):
-        body = body.replace(f"unix:{httpd.sock(name)}", f"unix:{nested}/{name}.sock")
-    httpd.write_config(body)
+        vhost.replica(name, f"unix:{nested}/{name}.sock",
+                      status=f"unix:{nested}/{name}.sock.status")
+    httpd.write_config(vhost)
     httpd.start()
     harness.wait_for(lambda: all_ready(httpd), 15, what="both replicas ready")
     assert os.path.isdir(nested) and oct(os.stat(nested).st_mode & 0o777) == "0o755"

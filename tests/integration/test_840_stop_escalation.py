@@ -14,7 +14,7 @@ import time
 
 import harness
 from test_800_supervision import all_ready, supervisor_pid
-from vhosts import steering_vhost
+from vhosts import fpm_command, steering_vhost
 
 DRAIN = 3  # FpmReplicaDrainTimeout, seconds
 # Drain timeout, plus the time a master gets to exit after a drained stop,
@@ -38,16 +38,13 @@ def patient_fpm_conf(httpd):
 
 
 def vhost(httpd, names=("a", "b"), tcp_port=None):
-    spawn = [f'FpmReplicaSpawn "{harness.php_fpm_binary()} --nodaemonize --fpm-config '
-             f'{patient_fpm_conf(httpd)}"', f"FpmReplicaDrainTimeout {DRAIN}s"]
-    body = steering_vhost(httpd, names=names, extra="\n".join(spawn))
+    """Supervised replicas `names` on the patient php-fpm configuration, each
+    with its usual status socket; `a` on tcp_port if one is given."""
+    config = steering_vhost(httpd, names=())
     for name in names:
-        sock = f"unix:{httpd.sock(name)}"
-        if name == "a" and tcp_port:
-            sock = f"tcp:127.0.0.1:{tcp_port}"
-        body = body.replace(f"FpmReplica {name} unix:{httpd.sock(name)}",
-                            f"FpmReplica {name} {sock} status=unix:{httpd.sock(name)}.status")
-    return body
+        tcp = f"tcp:127.0.0.1:{tcp_port}" if name == "a" and tcp_port else None
+        config.replica(name, tcp, status=True)
+    return config.spawn(fpm_command(patient_fpm_conf(httpd)), drain=f"{DRAIN}s")
 
 
 def start(httpd, config):

@@ -9,16 +9,13 @@ import time
 import harness
 from test_200_steering import replica_of
 from test_800_supervision import all_ready, spawn_vhost
-from vhosts import replica_lines, steering_vhost
+from vhosts import steering_vhost
 
-CHECK = "FpmReplicaHealthCheck interval=200ms timeout=200ms fails=2 passes=1"
+CHECK = "interval=200ms timeout=200ms fails=2 passes=1"  # FpmReplicaHealthCheck
 
 
 def test_a_hung_replica_leaves_rotation_and_comes_back(httpd):
-    body = steering_vhost(httpd, extra=CHECK)
-    for line in replica_lines(httpd, ("a", "b")):
-        body = body.replace(line, line + f" status=unix:{line.split('unix:')[1]}.status")
-    httpd.write_config(body)
+    httpd.write_config(steering_vhost(httpd, status=True).health_check(CHECK))
     httpd.start_fpm("a")
     b = httpd.start_fpm("b")
     httpd.start()
@@ -44,7 +41,7 @@ def test_a_hung_replica_leaves_rotation_and_comes_back(httpd):
 
 
 def test_a_hung_supervised_replica_is_restarted(httpd):
-    httpd.write_config(spawn_vhost(httpd) + "\n" + CHECK)
+    httpd.write_config(spawn_vhost(httpd).health_check(CHECK))
     httpd.start()
     before = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")
     httpd.expect_log(r"FPMR00044", r"FPMR00028", *harness.REPLICA_KILLED_LOG)
@@ -71,8 +68,8 @@ def test_hung_replicas_hold_up_nothing_else(httpd):
     master is killed, restarted and ready again as fast as without any
     check, and b's own checks keep their millisecond latency. (Checks run
     one after the other would keep the supervisor busy with a and c.)"""
-    slow_check = "FpmReplicaHealthCheck interval=3s timeout=3s fails=2 passes=1"
-    httpd.write_config(spawn_vhost(httpd, names=("a", "b", "c")) + "\n" + slow_check)
+    slow_check = "interval=3s timeout=3s fails=2 passes=1"
+    httpd.write_config(spawn_vhost(httpd, names=("a", "b", "c")).health_check(slow_check))
     httpd.start()
     before = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready")
     httpd.expect_log(r"FPMR00044", r"FPMR00028", *harness.REPLICA_KILLED_LOG)
@@ -100,7 +97,7 @@ def test_hung_replicas_hold_up_nothing_else(httpd):
 
 
 def test_bad_health_check_options_are_refused(httpd):
-    httpd.write_config(steering_vhost(httpd, extra="FpmReplicaHealthCheck fails=0"))
+    httpd.write_config(steering_vhost(httpd).health_check("fails=0"))
     r = httpd.configtest()
     assert r.returncode != 0
     assert "FpmReplicaHealthCheck: fails=0 must be a number from 1 to 100" in r.stderr
@@ -114,8 +111,8 @@ def test_a_check_answered_with_a_500_fails(httpd):
         f.write("<?php\nhttp_response_code(($_SERVER['FPM_REPLICA_NAME'] ?? '') === 'b' ? 500 : 200);\n"
                 "echo 'checked';\n")
     # No status= socket: the checks go to the main socket, which runs PHP.
-    httpd.write_config(steering_vhost(httpd, extra=f"FpmReplicaHealthCheck interval=200ms "
-                                                   f"fails=2 passes=1 path={sick}"))
+    httpd.write_config(steering_vhost(httpd).health_check(
+        f"interval=200ms fails=2 passes=1 path={sick}"))
     httpd.start_fpm("a")
     httpd.start_fpm("b")
     httpd.start()

@@ -7,18 +7,15 @@ import threading
 import time
 
 import harness
-from vhosts import replica_lines, steering_vhost
+from vhosts import steering_vhost
 
 PROBE_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fpm-probe.conf")
 
 
 def vhost(httpd, probe_pools):
-    body = steering_vhost(httpd, extra="FpmReplicaProbe /healthz.php")
-    for line in replica_lines(httpd, ("a", "b")):
-        sock = line.split("unix:")[1]
-        extra = f" status=unix:{sock}.status" + (f" probe=unix:{sock}.probe" if probe_pools else "")
-        body = body.replace(line, line + extra)
-    return body
+    """Replicas a and b with their status sockets, and their probe pools'
+    sockets if `probe_pools`."""
+    return steering_vhost(httpd, status=True, probe=probe_pools).probe("/healthz.php")
 
 
 def occupy_every_worker(httpd, count):

@@ -18,7 +18,7 @@ import pytest
 import harness
 from releases import flip, write_helper_conf
 from test_800_supervision import all_ready
-from vhosts import namespace_vhost, pinned_vhost, spawn_lines
+from vhosts import namespace_vhost, pinned_vhost
 
 ADMINER_DIR = "/usr/share/adminer"
 PAGES = ["/adminer/", "/editor/"]
@@ -85,7 +85,7 @@ def adminer(httpd, request):
     releases = [make_adminer_release(app, rid) for rid in ("adminer-1", "adminer-2")]
     flip(app, "releases/adminer-1")
     if request.param == "realpath":
-        vhost = pinned_vhost(httpd, app, status=True, extra="\n".join(spawn_lines()))
+        vhost = pinned_vhost(httpd, app, status=True).spawn()
     else:
         live = os.path.join(app, "live")
         os.makedirs(live)
