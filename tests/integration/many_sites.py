@@ -7,7 +7,7 @@ import os
 import time
 
 import harness
-from vhosts import HANDLERS
+from vhosts import VhostConfig
 
 
 def ondemand_fpm_conf(root):
@@ -34,24 +34,18 @@ def site_name(i):
 
 def sites_config(httpd, count, drain="5s"):
     """`count` <VirtualHost> blocks, each a site with replicas a and b."""
-    conf = ondemand_fpm_conf(httpd.root)
+    command = f"{harness.php_fpm_binary()} --nodaemonize --fpm-config {ondemand_fpm_conf(httpd.root)}"
     blocks = []
     for i in range(count):
         sock = os.path.join(httpd.root, "run", f"s{i}")
-        body = [f"<VirtualHost 127.0.0.1:{httpd.port}>",
-                f"    ServerName {site_name(i)}",
-                f"    DocumentRoot {httpd.root}/htdocs",
-                f"    <Directory {httpd.root}/htdocs>",
-                "        Require all granted",
-                "    </Directory>"]
-        body += [f"    FpmReplica {name} unix:{sock}-{name}.sock status=unix:{sock}-{name}.st"
-                 for name in ("a", "b")]
-        body += [f'    FpmReplicaSpawn "{harness.php_fpm_binary()} --nodaemonize '
-                 f'--fpm-config {conf}"',
-                 f"    FpmReplicaDrainTimeout {drain}"]
-        body += ["    " + line for line in HANDLERS]
-        body.append("</VirtualHost>")
-        blocks.append("\n".join(body))
+        site = (VhostConfig(httpd)
+                .document_root(f"{httpd.root}/htdocs")
+                .directory(f"{httpd.root}/htdocs", "Require all granted"))
+        for name in ("a", "b"):
+            site.replica(name, socket=f"unix:{sock}-{name}.sock", status=f"unix:{sock}-{name}.st")
+        site.handlers().spawn(command, drain)
+        blocks.append(f"<VirtualHost 127.0.0.1:{httpd.port}>\n    ServerName {site_name(i)}\n"
+                      f"{site.text()}\n</VirtualHost>")
     return "\n".join(blocks)
 
 
