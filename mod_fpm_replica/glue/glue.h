@@ -13,34 +13,28 @@
 
 #include "config_parse.h"
 #include "release_resolver.h"
+#include "replica_members.h"
 #include "shared_state.h"
 #include "supervisor_plan.h"
 #include "httpd_includes.h"
 
 namespace fpmr::glue {
 
+// A replica's balancer members are derived in the core (replica_members.h).
+// glue_state.cc still names the type Member; the alias goes once it uses
+// ReplicaMember.
+using Member = ReplicaMember;
+
 // The replicas one virtual host declared. Owned by the configuration pool
 // (deleted by its cleanup); a vhost without FpmReplica lines inherits the
 // main server's set, pointer and all.
-// One mod_proxy balancer member of a replica. Every replica has its primary
-// member (its configured socket); a supervised replica on a unix socket also
-// has an alternate one ("<socket>.alt"), so its replacement can start and
-// become ready while the old master still serves.
-struct Member {
-    int replica = 0;                   // index into VhostReplicas::replicas
-    bool alternate = false;
-    SocketSpec socket;
-    std::optional<SocketSpec> status;
-    std::optional<SocketSpec> probe;
-    std::string route;                 // "a", or "a.alt" ('.' never occurs in a name)
-    int slot = -1;                     // shared slot; bound in post_config
-};
-
 struct VhostReplicas {
     std::string id;                    // "fpmr-1a2b3c4d", from where the vhost is defined
     std::string balancer_url;          // "balancer://fpmr-1a2b3c4d"
     std::vector<ReplicaSpec> replicas; // in declaration order
-    std::vector<Member> members;       // primaries in replica order, then alternates
+    // A replica's primary is added at its FpmReplica line, its alternate then
+    // or at FpmReplicaSpawn (glue_config.cc add_member); slots bound in post_config.
+    std::vector<ReplicaMember> members;
     std::string vhost_label;           // "app.local:8080", for the status document
     server_rec* defined_in = nullptr;
 

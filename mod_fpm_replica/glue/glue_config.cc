@@ -9,11 +9,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "glue.h"
-#include "selection.h"
+#include "replica_members.h"
 #include "supervision.h"
 
 namespace fpmr::glue {
@@ -70,27 +71,18 @@ const char* fail(cmd_parms* cmd, const std::string& message) {
     return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", message.c_str(), NULL);
 }
 
-// Declares one balancer member of a replica to mod_proxy. Each member gets
-// its own worker host name (mod_proxy collapses unix sockets that share one,
-// "Sharing worker"), and route= lets the finder map a worker back to it.
+// Declares one balancer member of a replica to mod_proxy (the member as
+// replica_members.h derives it; none for the alternate of a TCP replica).
 const char* add_member(cmd_parms* cmd, VhostReplicas* set, size_t replica, bool alternate) {
     const ReplicaSpec& spec = set->replicas[replica];
-    if (alternate && spec.socket.kind != SocketSpec::Kind::Unix) return nullptr;  // restarts in place
-    Member m;
-    m.replica = static_cast<int>(replica);
-    m.alternate = alternate;
-    m.socket = alternate ? spec.socket.alternate() : spec.socket;
-    if (spec.status) m.status = alternate ? spec.status->alternate() : *spec.status;
-    if (spec.probe) m.probe = alternate ? spec.probe->alternate() : *spec.probe;
-    m.route = alternate ? spec.name + ".alt" : spec.name;
-    std::string worker_host = set->id + "-" + spec.name + (alternate ? "-alt" : "");
-    std::string member = set->balancer_url + " " + m.socket.proxy_url(worker_host) +
-                         " route=" + m.route + " retry=" +
-                         std::to_string(kRefusedRetryUs / 1000000);  // whole seconds only
-    if (const char* err = run_proxy_directive(cmd, "BalancerMember", member)) {
+    std::optional<ReplicaMember> m =
+        replica_member(set->id, static_cast<int>(replica), spec, alternate);
+    if (!m) return nullptr;  // restarts in place
+    if (const char* err = run_proxy_directive(cmd, "BalancerMember",
+                                              balancer_member_arguments(set->balancer_url, *m))) {
         return fail(cmd, spec.name + ": mod_proxy refused the member: " + err);
     }
-    set->members.push_back(m);
+    set->members.push_back(std::move(*m));
     return nullptr;
 }
 

@@ -17,7 +17,7 @@ namespace {
 constexpr const char* kProbeHandler = "fpm-replica-probe";
 constexpr int kProbePingTimeoutMs = 250;
 
-bool member_usable(const Member& m, SharedState shared, const RequestState* st, bool by_release) {
+bool member_usable(const ReplicaMember& m, SharedState shared, const RequestState* st, bool by_release) {
     if (m.slot < 0) return false;
     const ReplicaSlot& slot = shared.slot(m.slot);
     Candidate c;
@@ -44,7 +44,7 @@ int route_probe(request_rec* r) {
         int with_probe = -1, any = -1;
         int64_t least = 0;
         for (size_t i = 0; i < set->members.size(); ++i) {
-            const Member& m = set->members[i];
+            const ReplicaMember& m = set->members[i];
             if (!member_usable(m, shared, st, by_release)) continue;
             if (any < 0) any = static_cast<int>(i);
             int64_t in_flight = shared.slot(m.slot).in_flight.load();
@@ -60,12 +60,8 @@ int route_probe(request_rec* r) {
             return HTTP_SERVICE_UNAVAILABLE;
         }
         if (with_probe >= 0) {
-            const Member& m = set->members[with_probe];
-            std::string host = set->id + "-" + m.route + "-probe";
-            for (char& c : host) {
-                if (c == '.') c = '-';
-            }
-            std::string handler = "proxy:" + m.probe->proxy_url(host);
+            const ReplicaMember& m = set->members[with_probe];
+            std::string handler = "proxy:" + probe_proxy_url(m);
             r->handler = apr_pstrdup(r->pool, handler.c_str());
             st->probe_lane = true;
             apr_table_setn(r->notes, "fpm-replica", set->replicas[m.replica].name.c_str());
@@ -87,7 +83,7 @@ int probe_handler(request_rec* r) {
         VhostReplicas* set = replicas_for(r->server);
         RequestState* st = request_state(r, false);
         if (!set || !st || st->probe_member < 0) return HTTP_SERVICE_UNAVAILABLE;
-        const Member& m = set->members[st->probe_member];
+        const ReplicaMember& m = set->members[st->probe_member];
         const HealthCheckSpec* health = server_config(r->server)->health;
         bool ok = answers_ping(m.status ? *m.status : m.socket, kProbePingTimeoutMs,
                                health ? health->path : "/ping");

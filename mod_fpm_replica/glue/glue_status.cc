@@ -91,7 +91,7 @@ VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared)
         // pinned to, which for new requests is the current one.
         r.release = status.release;
         int shown = -1, shown_rank = 99;
-        for (const Member& m : set.members) {
+        for (const ReplicaMember& m : set.members) {
             if (m.replica != static_cast<int>(i) || m.slot < 0) continue;
             const ReplicaSlot& slot = shared.slot(m.slot);
             const TrustedSlot& trusted = shared.trusted(m.slot);
@@ -295,7 +295,7 @@ int handle_post(request_rec* r, VhostReplicas& set, SharedState shared) {
     if (action == "drain" || action == "undrain") {
         // The operator's word, on every member of the replica (a replacement
         // master on the alternate member stays drained too).
-        for (const Member& m : set.members) {
+        for (const ReplicaMember& m : set.members) {
             if (m.replica != index || m.slot < 0) continue;
             shared.slot(m.slot).admin_drained.store(action == "drain" ? 1 : 0);
         }

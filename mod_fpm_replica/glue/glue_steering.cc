@@ -71,7 +71,7 @@ int is_better(proxy_worker* current, proxy_worker*, void* baton_v) {
 void log_no_usable(request_rec* r, RequestState* st, SharedState shared, int64_t now) {
     std::string reasons;
     for (size_t i = 0; i < st->set->members.size(); ++i) {
-        const Member& m = st->set->members[i];
+        const ReplicaMember& m = st->set->members[i];
         if (m.slot < 0) continue;
         Candidate c = candidate_from(shared, m.slot, (st->tried_mask >> i) & 1u);
         // An idle alternate member is not news: say so only when it matters.
@@ -128,7 +128,7 @@ proxy_worker* find_replica(proxy_balancer* balancer, request_rec* r) {
             log_no_usable(r, st, shared, baton.now);
             return nullptr;
         }
-        const Member& chosen = st->set->members[baton.best_index];
+        const ReplicaMember& chosen = st->set->members[baton.best_index];
         ReplicaSlot& slot = shared.slot(chosen.slot);
         shared.begin_attempt(chosen.slot, child_row());
         slot.requests.fetch_add(1, std::memory_order_relaxed);
@@ -168,7 +168,7 @@ int on_proxy_request_status(int* status, request_rec* r) {
 
 // Whether a member serves `hash` and is ready.
 bool release_served(const VhostReplicas& set, SharedState shared, uint64_t hash) {
-    for (const Member& m : set.members) {
+    for (const ReplicaMember& m : set.members) {
         if (m.slot < 0) continue;
         if (shared.trusted(m.slot).release_hash.load(std::memory_order_acquire) == hash &&
             shared.state_of(m.slot) == ReplicaState::Ready) {
@@ -283,7 +283,7 @@ void finish_attempt(RequestState* st, request_rec* r, bool failed) {
     st->current = -1;
     st->tried_mask |= uint64_t{1} << index;
     SharedState shared = shared_state();
-    const Member& member = st->set->members[index];
+    const ReplicaMember& member = st->set->members[index];
     int slot_index = member.slot;
     if (!shared.valid() || slot_index < 0) return;
     ReplicaSlot& slot = shared.slot(slot_index);
