@@ -178,6 +178,11 @@ inline bool routes_by_release(const VhostReplicas* set) {
     return set && server_config(set->defined_in)->stable_path &&
            server_config(set->defined_in)->spawn_command;
 }
+// The release a request's replica must serve (usable()'s pin, selection.h):
+// the one it is pinned to where replicas are routed by release, else 0 (any).
+inline uint64_t pinned_release(const RequestState* st) {
+    return routes_by_release(st->set) ? st->release_hash : 0;
+}
 
 // The release the vhost's symlink names now, or null (no release configured,
 // or it does not resolve).

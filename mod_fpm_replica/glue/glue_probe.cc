@@ -17,16 +17,6 @@ namespace {
 constexpr const char* kProbeHandler = "fpm-replica-probe";
 constexpr int kProbePingTimeoutMs = 250;
 
-bool member_usable(const ReplicaMember& m, SharedState shared, const RequestState* st, bool by_release) {
-    if (m.slot < 0) return false;
-    const ReplicaSlot& slot = shared.slot(m.slot);
-    Candidate c;
-    c.state = shared.state_of(m.slot);
-    c.retry_at_us = slot.retry_at_us.load();
-    if (check_usable(c, now_us()) != Unusable::No) return false;
-    return !by_release || shared.trusted(m.slot).release_hash.load() == st->release_hash;
-}
-
 // fixups, MIDDLE: after SetHandler (core, REALLY_FIRST), before the
 // fpm-replica handler is mapped to the balancer (LAST).
 int route_probe(request_rec* r) {
@@ -40,17 +30,20 @@ int route_probe(request_rec* r) {
         SharedState shared = shared_state();
         if (!set || !shared.valid()) return DECLINED;
         RequestState* st = request_state(r, true);
-        bool by_release = routes_by_release(set) && st->release_hash != 0;
+        // The same rule and release pin as steering (selection.h usable()).
+        uint64_t pin = pinned_release(st);
+        int64_t now = now_us();
         int with_probe = -1, any = -1;
         int64_t least = 0;
         for (size_t i = 0; i < set->members.size(); ++i) {
             const ReplicaMember& m = set->members[i];
-            if (!member_usable(m, shared, st, by_release)) continue;
+            if (m.slot < 0) continue;
+            Candidate c = candidate_of(shared, m.slot, false);
+            if (!takes_requests(usable(c, now, pin))) continue;
             if (any < 0) any = static_cast<int>(i);
-            int64_t in_flight = shared.slot(m.slot).in_flight.load();
-            if (m.probe && (with_probe < 0 || in_flight < least)) {
+            if (m.probe && (with_probe < 0 || c.in_flight < least)) {
                 with_probe = static_cast<int>(i);
-                least = in_flight;
+                least = c.in_flight;
             }
         }
         if (any < 0) {

@@ -62,6 +62,7 @@ int display_rank(ReplicaState st) {
 }
 
 VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared) {
+    int64_t now = now_us();
     VhostStatus status;
     status.vhost = set.vhost_label;
     status.nonce = shared.nonce();
@@ -95,7 +96,7 @@ VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared)
             if (m.replica != static_cast<int>(i) || m.slot < 0) continue;
             const ReplicaSlot& slot = shared.slot(m.slot);
             const TrustedSlot& trusted = shared.trusted(m.slot);
-            ReplicaState st = reported_state(shared.state_of(m.slot), slot.retry_at_us.load());
+            ReplicaState st = status_state(candidate_of(shared, m.slot, false), now);
             // Children write these: bounded before adding (no overflow in a
             // document about memory someone may have forged).
             r.in_flight += std::clamp<int64_t>(slot.in_flight.load(), 0, int64_t{1} << 40);

@@ -26,21 +26,10 @@ bool is_idempotent(const request_rec* r) {
     }
 }
 
-Candidate candidate_from(SharedState shared, int index, bool tried) {
-    const ReplicaSlot& slot = shared.slot(index);
-    Candidate c;
-    c.state = shared.state_of(index);
-    c.in_flight = slot.in_flight.load(std::memory_order_relaxed);
-    c.last_pick = slot.last_pick.load(std::memory_order_relaxed);
-    c.retry_at_us = slot.retry_at_us.load(std::memory_order_relaxed);
-    c.tried = tried;
-    return c;
-}
-
 struct FinderBaton {
     RequestState* st;
     SharedState shared;
-    bool by_release;  // namespace mode: only members serving the pinned release
+    uint64_t pinned_release;  // namespace mode: only members serving it; else 0
     int64_t now;
     int best_index;
     Candidate best;
@@ -54,14 +43,8 @@ int is_better(proxy_worker* current, proxy_worker*, void* baton_v) {
     if (index < 0) return 0;  // a member we did not declare (balancer-manager?)
     int slot = baton->st->set->members[index].slot;
     if (slot < 0) return 0;
-    if (baton->by_release &&
-        baton->shared.trusted(slot).release_hash.load(std::memory_order_acquire) !=
-            baton->st->release_hash) {
-        return 0;  // serves another release than the request is pinned to
-    }
-    Candidate c = candidate_from(baton->shared, slot,
-                                 (baton->st->tried_mask >> index) & 1u);
-    if (check_usable(c, baton->now) != Unusable::No) return 0;
+    Candidate c = candidate_of(baton->shared, slot, (baton->st->tried_mask >> index) & 1u);
+    if (!takes_requests(usable(c, baton->now, baton->pinned_release))) return 0;
     if (baton->best_index >= 0 && !prefer(c, baton->best)) return 0;
     baton->best_index = index;
     baton->best = c;
@@ -73,11 +56,11 @@ void log_no_usable(request_rec* r, RequestState* st, SharedState shared, int64_t
     for (size_t i = 0; i < st->set->members.size(); ++i) {
         const ReplicaMember& m = st->set->members[i];
         if (m.slot < 0) continue;
-        Candidate c = candidate_from(shared, m.slot, (st->tried_mask >> i) & 1u);
+        Candidate c = candidate_of(shared, m.slot, (st->tried_mask >> i) & 1u);
         // An idle alternate member is not news: say so only when it matters.
         if (m.alternate && c.state == ReplicaState::Stopped) continue;
         if (!reasons.empty()) reasons += ", ";
-        reasons += m.route + " " + unusable_reason(check_usable(c, now), c.state);
+        reasons += m.route + " " + usability_reason(usable(c, now, pinned_release(st)), c.state);
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00009)
                   "no usable replica for %s (%s): answering 503",
@@ -121,8 +104,7 @@ proxy_worker* find_replica(proxy_balancer* balancer, request_rec* r) {
             st->gateway_env_preexisting = apr_table_get(r->subprocess_env, "GATEWAY_INTERFACE") != nullptr;
         }
 
-        FinderBaton baton{st, shared, routes_by_release(st->set) && st->release_hash != 0,
-                          now_us(), -1, {}};
+        FinderBaton baton{st, shared, pinned_release(st), now_us(), -1, {}};
         proxy_worker* worker = get_best_worker_fn(balancer, r, is_better, &baton);
         if (!worker || baton.best_index < 0) {
             log_no_usable(r, st, shared, baton.now);
@@ -169,11 +151,7 @@ int on_proxy_request_status(int* status, request_rec* r) {
 // Whether a member serves `hash` and is ready.
 bool release_served(const VhostReplicas& set, SharedState shared, uint64_t hash) {
     for (const ReplicaMember& m : set.members) {
-        if (m.slot < 0) continue;
-        if (shared.trusted(m.slot).release_hash.load(std::memory_order_acquire) == hash &&
-            shared.state_of(m.slot) == ReplicaState::Ready) {
-            return true;
-        }
+        if (m.slot >= 0 && serves_release(candidate_of(shared, m.slot, false), hash)) return true;
     }
     return false;
 }
