@@ -157,6 +157,9 @@ void register_child_count_hooks(apr_pool_t* p);
 // A FastCGI GET of `path` on `spec`; true on any complete answer within the
 // timeout (the readiness test, the health checks, the probe lane).
 bool answers_ping(const SocketSpec& spec, int timeout_ms, const std::string& path = "/ping");
+// The pid of the process listening on a unix socket (the php-fpm master that
+// created it), from SO_PEERCRED (glue_listener_pid.cc); 0 when unknown or TCP.
+int32_t listener_pid(const SocketSpec& socket);
 // The running replica supervisor's pid, or 0.
 pid_t running_supervisor_pid();
 // The supervisor process's life (glue_supervisor.cc), in the forked child:
