@@ -147,6 +147,7 @@ void release_rows_of_gone_children(const SharedState& state, const std::set<pid_
 void register_config_hooks(apr_pool_t* p);
 void register_state_hooks(apr_pool_t* p);
 void register_steering_hooks(apr_pool_t* p);
+void register_stable_path_hooks(apr_pool_t* p);
 void register_status_hooks(apr_pool_t* p);
 void register_pinning_hooks(apr_pool_t* p);
 void register_supervisor_hooks(apr_pool_t* p);
@@ -186,6 +187,11 @@ inline bool routes_by_release(const VhostReplicas* set) {
 inline uint64_t pinned_release(const RequestState* st) {
     return routes_by_release(st->set) ? st->release_hash : 0;
 }
+
+// Namespace mode with supervision (glue_release_wait.cc): OK once a replica
+// serves the release `st` is pinned to, waiting up to kReleaseWaitUs for the
+// supervisor to bring one up; else 503 with a log line.
+int wait_for_release(request_rec* r, RequestState* st);
 
 // The release the vhost's symlink names now, or null (no release configured,
 // or it does not resolve).

@@ -148,40 +148,6 @@ int on_proxy_request_status(int* status, request_rec* r) {
     return DECLINED;
 }
 
-// Whether a member serves `hash` and is ready.
-bool release_served(const VhostReplicas& set, SharedState shared, uint64_t hash) {
-    for (const ReplicaMember& m : set.members) {
-        if (m.slot >= 0 && serves_release(candidate_of(shared, m.slot, false), hash)) return true;
-    }
-    return false;
-}
-
-// Namespace mode: a request pinned to a release no replica serves yet (the
-// symlink was just flipped) waits, outside any lock, until the supervisor has
-// a replica of that release ready; 503 with a log line after kReleaseWaitUs.
-int wait_for_release(request_rec* r, RequestState* st) {
-    SharedState shared = shared_state();
-    if (!shared.valid() || release_served(*st->set, shared, st->release_hash)) return OK;
-    // Only a request that has to wait pays for the deadline and the slot lookup.
-    int64_t deadline = now_us() + kReleaseWaitUs;
-    ReleaseConfig* release = release_for(st->set->defined_in);
-    int release_slot = release ? shared.find_release(release->symlink) : -1;
-    while (!release_served(*st->set, shared, st->release_hash)) {
-        bool known_broken = release_slot >= 0 &&
-            shared.trusted_release(release_slot).failed_release_hash.load() == st->release_hash;
-        if (known_broken || now_us() >= deadline) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00042)
-                          "no replica of %s serves release %s%s: answering 503",
-                          st->set->vhost_label.c_str(), st->release_dir,
-                          known_broken ? " (its replicas could not be started)"
-                                       : " within the wait limit");
-            return HTTP_SERVICE_UNAVAILABLE;
-        }
-        apr_sleep(apr_time_from_msec(20));
-    }
-    return OK;
-}
-
 // SetHandler fpm-replica becomes the vhost's balancer, handled by mod_proxy.
 int map_handler_to_balancer(request_rec* r) {
     try {
@@ -194,32 +160,6 @@ int map_handler_to_balancer(request_rec* r) {
     } catch (...) {
         return DECLINED;
     }
-}
-
-// Handler, REALLY_FIRST (before mod_proxy's, FIRST): in namespace mode,
-// switch to php-fpm's view of the paths, and wait for a replica of the
-// pinned release when the supervisor is still bringing one up. Here rather than in fixups because
-// mod_dir's DirectoryIndex copies a subrequest's handler and file name into
-// the main request but not its per-request state, after our fixups ran.
-int switch_to_stable_paths(request_rec* r) {
-    try {
-        VhostReplicas* set = replicas_for(r->server);
-        RequestState* st = request_state(r, false);
-        bool to_balancer = set && r->handler && std::strncmp(r->handler, "proxy:", 6) == 0 &&
-                           set->balancer_url == r->handler + 6;
-        if (st && st->probe_lane) {
-            use_stable_paths(r, st);  // the probe pool runs in the replica's namespace too
-            return DECLINED;
-        }
-        if (!to_balancer) return DECLINED;
-        use_stable_paths(r, st);
-        if (st && st->release_hash && routes_by_release(set)) {
-            int rc = wait_for_release(r, st);
-            if (rc != OK) return rc;
-        }
-    } catch (...) {
-    }
-    return DECLINED;
 }
 
 // Reached only when fixups could not map the request to a balancer.
@@ -291,7 +231,6 @@ void register_steering_hooks(apr_pool_t* p) {
     ap_hook_post_config(retrieve_proxy_functions, nullptr, nullptr, APR_HOOK_MIDDLE);
     // Last, so SetHandler (core fixups) and mod_rewrite have set r->handler.
     ap_hook_fixups(map_handler_to_balancer, nullptr, nullptr, APR_HOOK_LAST);
-    ap_hook_handler(switch_to_stable_paths, nullptr, nullptr, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(fpm_replica_handler, nullptr, nullptr, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(proxy, request_status, on_proxy_request_status, nullptr, nullptr,
                       APR_HOOK_MIDDLE);
