@@ -144,7 +144,7 @@ void release_rows_of_gone_children(const SharedState& state, const std::set<pid_
                                    server_rec* s);
 
 // Hook and handler registration, one function per glue file.
-void register_config_hooks(apr_pool_t* p);
+void register_config_check_hooks(apr_pool_t* p);
 void register_state_hooks(apr_pool_t* p);
 void register_steering_hooks(apr_pool_t* p);
 void register_stable_path_hooks(apr_pool_t* p);

@@ -33,7 +33,7 @@ void* merge_server_config(apr_pool_t* p, void* base_v, void* add_v) {
 }
 
 void register_hooks(apr_pool_t* p) {
-    fpmr::glue::register_config_hooks(p);
+    fpmr::glue::register_config_check_hooks(p);
     fpmr::glue::register_state_hooks(p);
     fpmr::glue::register_steering_hooks(p);
     fpmr::glue::register_stable_path_hooks(p);
