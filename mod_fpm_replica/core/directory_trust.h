@@ -1,7 +1,7 @@
 // The one rule for "only root can change what lies beneath this directory",
 // shared by fpm-replica-helper (release roots and the paths to them) and the
-// module's supervisor (socket directories it creates as root). No httpd and
-// no helper type: both link it.
+// module's supervisor (socket directories it creates as root), which both
+// link it (no httpd and no helper type here).
 #pragma once
 
 namespace fpmr {

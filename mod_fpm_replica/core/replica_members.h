@@ -1,8 +1,7 @@
-// A replica's balancer members, derived in one place from its FpmReplica
-// line: the primary and the alternate member, their routes, mod_proxy worker
-// names, the BalancerMember line, the probe pool's worker and the shared
-// slot key. The directive handler, the probe lane, the slot binding and the
-// supervisor's plan all take them from here.
+// A replica's balancer members derived from its FpmReplica line, in the one
+// place the directive handler, the probe lane, the slot binding and the
+// supervisor's plan take them from: primary and alternate, their routes,
+// worker names, BalancerMember line, probe worker and shared slot key.
 #pragma once
 
 #include <optional>

@@ -1,8 +1,8 @@
-// Which replica gets the next request: the usable one with the fewest
-// requests in flight; ties go to the one picked least recently, so
-// sequential requests alternate and every replica's opcache stays warm.
-// usable() is the one rule for whether a member may take a request: steering,
-// the probe lane and the status document all ask it.
+// Whether a replica member may take a request (usable(), the one rule that
+// steering, the probe lane and the status document share) and which member
+// gets it: the usable one with the fewest requests in flight, ties going to
+// the one picked least recently so that sequential requests alternate and
+// every replica's opcache stays warm.
 #pragma once
 
 #include <cstdint>

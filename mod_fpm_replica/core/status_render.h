@@ -1,4 +1,5 @@
-// Renders the status document (SPEC "Status and control") as JSON.
+// Renders the status document (SPEC "Status and control") as JSON or as
+// Prometheus text.
 #pragma once
 
 #include <cstdint>

@@ -1,9 +1,11 @@
-// The probe lane (FpmReplicaProbe): requests for the probe path go to a ready
-// replica's small dedicated probe pool (probe=), so a load balancer's or
-// Kubernetes' probe runs the application's own health script without queueing
-// behind busy workers; without a probe pool they are answered from the
-// replica's status socket (a FastCGI ping). 503 while the vhost has no usable
-// replica, so a fleet load balancer takes the host out.
+// The probe lane (FpmReplicaProbe): a request for the probe path goes to a
+// usable replica's probe pool, or is answered from its status socket's ping.
+//
+// The probe pool (probe=) is small and dedicated, so a load balancer's or
+// Kubernetes' probe runs the application's own health script without
+// queueing behind busy workers; the ping is served by php-fpm even when
+// every worker is busy. 503 while the vhost has no usable replica, so a fleet
+// load balancer takes the host out.
 #include <cstring>
 #include <string>
 
