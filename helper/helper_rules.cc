@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "directory_trust.h"
+
 namespace fpmr::helper {
 
 namespace {
@@ -207,16 +209,17 @@ ReleaseLocation locate_release(const std::string& release, const std::vector<std
 
 std::string untrusted_directory_reason(unsigned owner_uid, unsigned owner_gid, unsigned mode,
                                        const std::string& owner_name, const std::string& group_name) {
-    if (owner_uid != 0) {
-        return "is owned by " + owner_name + " (uid " + std::to_string(owner_uid) + ")";
+    switch (directory_trust(owner_uid, mode)) {
+        case DirectoryTrust::RootOnly: return "";
+        case DirectoryTrust::OtherOwner:
+            return "is owned by " + owner_name + " (uid " + std::to_string(owner_uid) + ")";
+        case DirectoryTrust::GroupWritable:
+            return "is owned by root but writable by group " + group_name + " (gid " +
+                   std::to_string(owner_gid) + ") without the sticky bit";
+        case DirectoryTrust::OthersWritable:
+            return "is owned by root but writable by others without the sticky bit";
     }
-    if (mode & 01000) return "";  // sticky: others may rename only entries of their own
-    if (mode & 020) {
-        return "is owned by root but writable by group " + group_name + " (gid " +
-               std::to_string(owner_gid) + ") without the sticky bit";
-    }
-    if (mode & 002) return "is owned by root but writable by others without the sticky bit";
-    return "";
+    return "is of unknown trust";
 }
 
 void check_stable_path_allowed(const std::string& stable_path, const HelperConfig& config) {

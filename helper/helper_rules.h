@@ -72,9 +72,8 @@ struct ReleaseLocation {
 ReleaseLocation locate_release(const std::string& release, const std::vector<std::string>& real_roots);
 
 // "" when only root can change what lies beneath a directory with this
-// owner and mode: owned by root and not writable by group or others, or
-// writable by them only with the sticky bit (each may then rename and
-// remove only entries of their own). Otherwise the reason, naming the owner
+// owner and mode (the rule of core/directory_trust.h, which the module's
+// supervisor applies too). Otherwise the reason, naming the owner
 // ("is owned by deploy (uid 1001)"). ACLs are not read (see docs/helper.md).
 std::string untrusted_directory_reason(unsigned owner_uid, unsigned owner_gid, unsigned mode,
                                        const std::string& owner_name, const std::string& group_name);

@@ -1,4 +1,5 @@
-// Renders the status document (SPEC "Status and control") as JSON.
+// Renders the status document (SPEC "Status and control") as JSON or as
+// Prometheus text.
 #pragma once
 
 #include <cstdint>
@@ -13,7 +14,7 @@ namespace fpmr {
 struct ReplicaStatus {
     std::string name;
     std::string socket;                  // "unix:/run/a.sock"
-    ReplicaState state = ReplicaState::Ready;  // derived (effective_state)
+    ReplicaState state = ReplicaState::Ready;  // derived: status_state (selection.h)
     bool admin_drained = false;                 // the operator's drain
     HealthState health = HealthState::Unknown;  // FpmReplicaHealthCheck's verdict
     std::optional<std::string> release;  // null until pinning knows it

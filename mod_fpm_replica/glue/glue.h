@@ -13,34 +13,28 @@
 
 #include "config_parse.h"
 #include "release_resolver.h"
+#include "replica_members.h"
 #include "shared_state.h"
 #include "supervisor_plan.h"
 #include "httpd_includes.h"
 
 namespace fpmr::glue {
 
+// A replica's balancer members are derived in the core (replica_members.h).
+// glue_state.cc still names the type Member; the alias goes once it uses
+// ReplicaMember.
+using Member = ReplicaMember;
+
 // The replicas one virtual host declared. Owned by the configuration pool
 // (deleted by its cleanup); a vhost without FpmReplica lines inherits the
 // main server's set, pointer and all.
-// One mod_proxy balancer member of a replica. Every replica has its primary
-// member (its configured socket); a supervised replica on a unix socket also
-// has an alternate one ("<socket>.alt"), so its replacement can start and
-// become ready while the old master still serves.
-struct Member {
-    int replica = 0;                   // index into VhostReplicas::replicas
-    bool alternate = false;
-    SocketSpec socket;
-    std::optional<SocketSpec> status;
-    std::optional<SocketSpec> probe;
-    std::string route;                 // "a", or "a.alt" ('.' never occurs in a name)
-    int slot = -1;                     // shared slot; bound in post_config
-};
-
 struct VhostReplicas {
     std::string id;                    // "fpmr-1a2b3c4d", from where the vhost is defined
     std::string balancer_url;          // "balancer://fpmr-1a2b3c4d"
     std::vector<ReplicaSpec> replicas; // in declaration order
-    std::vector<Member> members;       // primaries in replica order, then alternates
+    // A replica's primary is added at its FpmReplica line, its alternate then
+    // or at FpmReplicaSpawn (glue_config.cc add_member); slots bound in post_config.
+    std::vector<ReplicaMember> members;
     std::string vhost_label;           // "app.local:8080", for the status document
     server_rec* defined_in = nullptr;
 
@@ -150,9 +144,10 @@ void release_rows_of_gone_children(const SharedState& state, const std::set<pid_
                                    server_rec* s);
 
 // Hook and handler registration, one function per glue file.
-void register_config_hooks(apr_pool_t* p);
+void register_config_check_hooks(apr_pool_t* p);
 void register_state_hooks(apr_pool_t* p);
 void register_steering_hooks(apr_pool_t* p);
+void register_stable_path_hooks(apr_pool_t* p);
 void register_status_hooks(apr_pool_t* p);
 void register_pinning_hooks(apr_pool_t* p);
 void register_supervisor_hooks(apr_pool_t* p);
@@ -163,6 +158,9 @@ void register_child_count_hooks(apr_pool_t* p);
 // A FastCGI GET of `path` on `spec`; true on any complete answer within the
 // timeout (the readiness test, the health checks, the probe lane).
 bool answers_ping(const SocketSpec& spec, int timeout_ms, const std::string& path = "/ping");
+// The pid of the process listening on a unix socket (the php-fpm master that
+// created it), from SO_PEERCRED (glue_listener_pid.cc); 0 when unknown or TCP.
+int32_t listener_pid(const SocketSpec& socket);
 // The running replica supervisor's pid, or 0.
 pid_t running_supervisor_pid();
 // The supervisor process's life (glue_supervisor.cc), in the forked child:
@@ -184,6 +182,16 @@ inline bool routes_by_release(const VhostReplicas* set) {
     return set && server_config(set->defined_in)->stable_path &&
            server_config(set->defined_in)->spawn_command;
 }
+// The release a request's replica must serve (usable()'s pin, selection.h):
+// the one it is pinned to where replicas are routed by release, else 0 (any).
+inline uint64_t pinned_release(const RequestState* st) {
+    return routes_by_release(st->set) ? st->release_hash : 0;
+}
+
+// Namespace mode with supervision (glue_release_wait.cc): OK once a replica
+// serves the release `st` is pinned to, waiting up to kReleaseWaitUs for the
+// supervisor to bring one up; else 503 with a log line.
+int wait_for_release(request_rec* r, RequestState* st);
 
 // The release the vhost's symlink names now, or null (no release configured,
 // or it does not resolve).

@@ -1,19 +1,18 @@
-// Directive handlers and configuration checks. An FpmReplica line is parsed
-// by the core, then turned into the mod_proxy configuration an operator would
-// otherwise write by hand (a balancer member with our lbmethod), executed
-// through mod_proxy's own directives so mod_proxy owns its workers.
-#include <dirent.h>
-#include <sys/stat.h>
-
+// The directive handlers, each parsing its arguments through the core, an
+// FpmReplica line becoming the mod_proxy configuration an operator would
+// otherwise write by hand (balancer members with our lbmethod), run through
+// mod_proxy's own directives so mod_proxy owns its workers.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "glue.h"
-#include "selection.h"
+#include "replica_members.h"
 #include "supervision.h"
 
 namespace fpmr::glue {
@@ -38,6 +37,15 @@ template <typename T>
 apr_status_t delete_object(void* data) {
     delete static_cast<T*>(data);
     return APR_SUCCESS;
+}
+
+// A C++ object the configuration pool owns: deleted by the pool's cleanup,
+// so its lifetime follows httpd's configuration generations.
+template <typename T, typename... Args>
+T* new_pool_owned(apr_pool_t* pool, Args&&... args) {
+    T* object = new T(std::forward<Args>(args)...);
+    apr_pool_cleanup_register(pool, object, delete_object<T>, apr_pool_cleanup_null);
+    return object;
 }
 
 // A stable, hostname-safe id for the vhost section a directive sits in.
@@ -70,27 +78,28 @@ const char* fail(cmd_parms* cmd, const std::string& message) {
     return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", message.c_str(), NULL);
 }
 
-// Declares one balancer member of a replica to mod_proxy. Each member gets
-// its own worker host name (mod_proxy collapses unix sockets that share one,
-// "Sharing worker"), and route= lets the finder map a worker back to it.
+// One entry of the directives table, written beside its handler: every
+// directive is server-wide (RSRC_CONF) and carries no per-directive data.
+// httpd's C++ view of a directive function is `const char* (*)()`; the cast
+// goes through void(*)() so the compiler knows it is deliberate.
+template <typename F>
+command_rec directive(const char* name, F* handler, cmd_how how, const char* help) {
+    return {name, reinterpret_cast<cmd_func>(reinterpret_cast<void (*)()>(handler)), nullptr,
+            RSRC_CONF, how, help};
+}
+
+// Declares one balancer member of a replica to mod_proxy (the member as
+// replica_members.h derives it; none for the alternate of a TCP replica).
 const char* add_member(cmd_parms* cmd, VhostReplicas* set, size_t replica, bool alternate) {
     const ReplicaSpec& spec = set->replicas[replica];
-    if (alternate && spec.socket.kind != SocketSpec::Kind::Unix) return nullptr;  // restarts in place
-    Member m;
-    m.replica = static_cast<int>(replica);
-    m.alternate = alternate;
-    m.socket = alternate ? spec.socket.alternate() : spec.socket;
-    if (spec.status) m.status = alternate ? spec.status->alternate() : *spec.status;
-    if (spec.probe) m.probe = alternate ? spec.probe->alternate() : *spec.probe;
-    m.route = alternate ? spec.name + ".alt" : spec.name;
-    std::string worker_host = set->id + "-" + spec.name + (alternate ? "-alt" : "");
-    std::string member = set->balancer_url + " " + m.socket.proxy_url(worker_host) +
-                         " route=" + m.route + " retry=" +
-                         std::to_string(kRefusedRetryUs / 1000000);  // whole seconds only
-    if (const char* err = run_proxy_directive(cmd, "BalancerMember", member)) {
+    std::optional<ReplicaMember> m =
+        replica_member(set->id, static_cast<int>(replica), spec, alternate);
+    if (!m) return nullptr;  // restarts in place
+    if (const char* err = run_proxy_directive(cmd, "BalancerMember",
+                                              balancer_member_arguments(set->balancer_url, *m))) {
         return fail(cmd, spec.name + ": mod_proxy refused the member: " + err);
     }
-    set->members.push_back(m);
+    set->members.push_back(std::move(*m));
     return nullptr;
 }
 
@@ -110,8 +119,7 @@ const char* set_replica(cmd_parms* cmd, void*, int argc, char* const argv[]) {
 
         ServerConfig* conf = server_config(cmd->server);
         if (!conf->replicas) {
-            auto* set = new VhostReplicas();
-            apr_pool_cleanup_register(cmd->pool, set, delete_object<VhostReplicas>, apr_pool_cleanup_null);
+            auto* set = new_pool_owned<VhostReplicas>(cmd->pool);
             set->id = vhost_id(cmd->server);
             set->balancer_url = "balancer://" + set->id;
             set->defined_in = cmd->server;
@@ -141,6 +149,11 @@ const char* set_replica(cmd_parms* cmd, void*, int argc, char* const argv[]) {
     }
 }
 
+const command_rec kReplicaDirective = directive(
+    "FpmReplica", set_replica, TAKE_ARGV,
+    "FpmReplica NAME SOCKET [status=SOCKET] [probe=SOCKET]: a php-fpm master "
+    "requests are steered to (SOCKET is unix:/path or tcp:HOST:PORT)");
+
 const char* set_release(cmd_parms* cmd, void*, const char* arg) {
     try {
         if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
@@ -152,9 +165,7 @@ const char* set_release(cmd_parms* cmd, void*, const char* arg) {
         }
         ServerConfig* conf = server_config(cmd->server);
         if (conf->release) return fail(cmd, "given twice in this virtual host");
-        auto* release = new ReleaseConfig();
-        apr_pool_cleanup_register(cmd->pool, release, delete_object<ReleaseConfig>,
-                                  apr_pool_cleanup_null);
+        auto* release = new_pool_owned<ReleaseConfig>(cmd->pool);
         release->symlink = symlink;
         release->defined_in = cmd->server;
         conf->release = release;
@@ -163,6 +174,11 @@ const char* set_release(cmd_parms* cmd, void*, const char* arg) {
         return fail(cmd, "internal error");
     }
 }
+
+const command_rec kReleaseDirective = directive(
+    "FpmReplicaRelease", set_release, TAKE1,
+    "FpmReplicaRelease PATH: the release symlink (/srv/app/current); every request "
+    "is pinned to the release it names when the request starts");
 
 const char* set_resolve_interval(cmd_parms* cmd, void*, const char* arg) {
     if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
@@ -176,6 +192,11 @@ const char* set_resolve_interval(cmd_parms* cmd, void*, const char* arg) {
     return nullptr;
 }
 
+const command_rec kResolveIntervalDirective = directive(
+    "FpmReplicaResolveInterval", set_resolve_interval, TAKE1,
+    "FpmReplicaResolveInterval DURATION: how long a resolved release may be reused "
+    "(default 0: read the symlink on every request)");
+
 const char* set_stable_path(cmd_parms* cmd, void*, const char* arg) {
     if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
     std::string path = normalize_absolute_path(arg);
@@ -186,6 +207,11 @@ const char* set_stable_path(cmd_parms* cmd, void*, const char* arg) {
     server_config(cmd->server)->stable_path = apr_pstrdup(cmd->pool, path.c_str());
     return nullptr;
 }
+
+const command_rec kStablePathDirective = directive(
+    "FpmReplicaStablePath", set_stable_path, TAKE1,
+    "FpmReplicaStablePath DIR: namespace mode; php-fpm receives script paths under "
+    "DIR, where each replica has its release bind-mounted");
 
 const char* set_spawn(cmd_parms* cmd, void*, const char* arg) {
     if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
@@ -207,6 +233,11 @@ const char* set_spawn(cmd_parms* cmd, void*, const char* arg) {
     return nullptr;
 }
 
+const command_rec kSpawnDirective = directive(
+    "FpmReplicaSpawn", set_spawn, TAKE1,
+    "FpmReplicaSpawn \"COMMAND\": the module starts and supervises this vhost's "
+    "replicas with COMMAND (php-fpm in the foreground)");
+
 const char* set_helper(cmd_parms* cmd, void*, const char* path, const char* option) {
     if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
     if (normalize_absolute_path(path).empty()) {
@@ -225,21 +256,28 @@ const char* set_helper(cmd_parms* cmd, void*, const char* path, const char* opti
     return nullptr;
 }
 
+const command_rec kHelperDirective = directive(
+    "FpmReplicaHelper", set_helper, TAKE12,
+    "FpmReplicaHelper PATH [config=FILE]: the fpm-replica-helper binary and the "
+    "configuration file passed to it");
+
 const char* set_health_check(cmd_parms* cmd, void*, int argc, char* const argv[]) {
     try {
         if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
         std::string error;
         auto spec = parse_health_check(std::vector<std::string>(argv, argv + argc), &error);
         if (!spec) return fail(cmd, error);
-        auto* owned = new HealthCheckSpec(*spec);
-        apr_pool_cleanup_register(cmd->pool, owned, delete_object<HealthCheckSpec>,
-                                  apr_pool_cleanup_null);
-        server_config(cmd->server)->health = owned;
+        server_config(cmd->server)->health = new_pool_owned<HealthCheckSpec>(cmd->pool, *spec);
         return nullptr;
     } catch (...) {
         return fail(cmd, "internal error");
     }
 }
+
+const command_rec kHealthCheckDirective = directive(
+    "FpmReplicaHealthCheck", set_health_check, TAKE_ARGV,
+    "FpmReplicaHealthCheck [interval=1s] [timeout=1s] [fails=2] [passes=1] "
+    "[path=/ping]: FastCGI checks of every replica (status socket first)");
 
 const char* set_probe(cmd_parms* cmd, void*, const char* arg) {
     if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
@@ -249,6 +287,11 @@ const char* set_probe(cmd_parms* cmd, void*, const char* arg) {
     server_config(cmd->server)->probe_path = apr_pstrdup(cmd->pool, arg);
     return nullptr;
 }
+
+const command_rec kProbeDirective = directive(
+    "FpmReplicaProbe", set_probe, TAKE1,
+    "FpmReplicaProbe URL-PATH: requests for this path go to a ready replica's "
+    "probe= pool (or are answered from its status socket's ping)");
 
 const char* set_drain_timeout(cmd_parms* cmd, void*, const char* arg) {
     if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
@@ -264,88 +307,10 @@ const char* set_drain_timeout(cmd_parms* cmd, void*, const char* arg) {
     return nullptr;
 }
 
-// The stable path must be an existing, empty directory (the host never sees
-// a release there: the mounts live in the replicas' namespaces), outside the
-// release symlink and the directory holding the releases.
-bool check_stable_path(server_rec* s, const char* stable, const ReleaseConfig* release) {
-    std::string why;
-    struct stat st;
-    std::string releases_dir;
-    if (release) {
-        if (char* real = ::realpath(release->symlink.c_str(), nullptr)) {
-            releases_dir = real;
-            std::free(real);
-            releases_dir = releases_dir.substr(0, releases_dir.rfind('/'));
-        }
-    }
-    if (!release) {
-        why = "needs FpmReplicaRelease in the same virtual host";
-    } else if (path_is_under(stable, release->symlink) ||
-               (!releases_dir.empty() && releases_dir != "/" && path_is_under(stable, releases_dir))) {
-        why = "lies inside the releases ('" + release->symlink + "' or '" + releases_dir + "')";
-    } else if (::lstat(stable, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        why = "is not an existing directory";
-    } else if (DIR* dir = ::opendir(stable)) {
-        for (dirent* e; (e = ::readdir(dir));) {
-            if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-                why = "is not empty";
-                break;
-            }
-        }
-        ::closedir(dir);
-    } else {
-        why = "cannot be read";
-    }
-    if (why.empty()) return true;
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, FPMRNO(00026)
-                 "FpmReplicaStablePath: '%s' of %s %s", stable, vhost_label(s).c_str(),
-                 why.c_str());
-    return false;
-}
-
-// The DocumentRoot of a vhost with FpmReplicaRelease must be the symlink or
-// lie under it: pinning rebases it onto the release the symlink names.
-bool check_document_root(server_rec* s, const ReleaseConfig& release) {
-    auto* core = static_cast<core_server_config*>(ap_get_core_module_config(s->module_config));
-    std::string docroot = normalize_absolute_path(core->ap_document_root ? core->ap_document_root : "");
-    if (!docroot.empty() && path_is_under(docroot, release.symlink)) return true;
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, FPMRNO(00022)
-                 "FpmReplicaRelease: DocumentRoot '%s' of %s is neither the release symlink "
-                 "'%s' nor under it",
-                 core->ap_document_root ? core->ap_document_root : "(none)",
-                 vhost_label(s).c_str(), release.symlink.c_str());
-    return false;
-}
-
-// Cross-directive checks; runs in `apachectl configtest` too.
-int check_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) {
-    try {
-        bool ok = true;
-        for (server_rec* s = main_server; s; s = s->next) {
-            if (ReleaseConfig* release = release_for(s)) ok = check_document_root(s, *release) && ok;
-            if (const char* stable = server_config(s)->stable_path) {
-                ok = check_stable_path(s, stable, release_for(s)) && ok;
-            }
-        }
-        if (!ok) return !OK;
-        for (server_rec* s = main_server; s; s = s->next) {
-            VhostReplicas* set = replicas_for(s);
-            if (!set || set->defined_in != s) continue;
-            if (set->replicas.size() == 1) {
-                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, FPMRNO(00001)
-                             "FpmReplica: only one replica ('%s') in %s: requests fail "
-                             "while it restarts; declare two or more for zero downtime",
-                             set->replicas[0].name.c_str(),
-                             s->server_hostname ? s->server_hostname : "this server");
-            }
-        }
-        return OK;
-    } catch (...) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, main_server, FPMRNO(00002)
-                     "internal error while checking the configuration");
-        return !OK;
-    }
-}
+const command_rec kDrainTimeoutDirective = directive(
+    "FpmReplicaDrainTimeout", set_drain_timeout, TAKE1,
+    "FpmReplicaDrainTimeout DURATION: how long a stopping replica may finish its "
+    "requests before it is killed (default 60s)");
 
 }  // namespace
 
@@ -372,49 +337,11 @@ int VhostReplicas::member_of(int replica, bool alternate) const {
     return -1;
 }
 
-// httpd's C++ view of a directive function is `const char* (*)()`; go
-// through void(*)() so the compiler knows the cast is deliberate.
-template <typename F>
-cmd_func as_cmd_func(F* f) {
-    return reinterpret_cast<cmd_func>(reinterpret_cast<void (*)()>(f));
-}
-
+// In the order `httpd -L` lists them.
 const command_rec directives[] = {
-    AP_INIT_TAKE_ARGV("FpmReplica", as_cmd_func(set_replica),
-                      nullptr, RSRC_CONF,
-                      "FpmReplica NAME SOCKET [status=SOCKET] [probe=SOCKET]: a php-fpm master "
-                      "requests are steered to (SOCKET is unix:/path or tcp:HOST:PORT)"),
-    AP_INIT_TAKE1("FpmReplicaRelease", as_cmd_func(set_release), nullptr, RSRC_CONF,
-                  "FpmReplicaRelease PATH: the release symlink (/srv/app/current); every request "
-                  "is pinned to the release it names when the request starts"),
-    AP_INIT_TAKE1("FpmReplicaResolveInterval", as_cmd_func(set_resolve_interval), nullptr,
-                  RSRC_CONF,
-                  "FpmReplicaResolveInterval DURATION: how long a resolved release may be reused "
-                  "(default 0: read the symlink on every request)"),
-    AP_INIT_TAKE1("FpmReplicaStablePath", as_cmd_func(set_stable_path), nullptr, RSRC_CONF,
-                  "FpmReplicaStablePath DIR: namespace mode; php-fpm receives script paths "
-                  "under DIR, where each replica has its release bind-mounted"),
-    AP_INIT_TAKE1("FpmReplicaSpawn", as_cmd_func(set_spawn), nullptr, RSRC_CONF,
-                  "FpmReplicaSpawn \"COMMAND\": the module starts and supervises this vhost's "
-                  "replicas with COMMAND (php-fpm in the foreground)"),
-    AP_INIT_TAKE12("FpmReplicaHelper", as_cmd_func(set_helper), nullptr, RSRC_CONF,
-                   "FpmReplicaHelper PATH [config=FILE]: the fpm-replica-helper binary and the "
-                   "configuration file passed to it"),
-    AP_INIT_TAKE1("FpmReplicaDrainTimeout", as_cmd_func(set_drain_timeout), nullptr, RSRC_CONF,
-                  "FpmReplicaDrainTimeout DURATION: how long a stopping replica may finish its "
-                  "requests before it is killed (default 60s)"),
-    AP_INIT_TAKE_ARGV("FpmReplicaHealthCheck", as_cmd_func(set_health_check), nullptr, RSRC_CONF,
-                      "FpmReplicaHealthCheck [interval=1s] [timeout=1s] [fails=2] [passes=1] "
-                      "[path=/ping]: FastCGI checks of every replica (status socket first)"),
-    AP_INIT_TAKE1("FpmReplicaProbe", as_cmd_func(set_probe), nullptr, RSRC_CONF,
-                  "FpmReplicaProbe URL-PATH: requests for this path go to a ready replica's "
-                  "probe= pool (or are answered from its status socket's ping)"),
-    {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
+    kReplicaDirective, kReleaseDirective, kResolveIntervalDirective, kStablePathDirective,
+    kSpawnDirective, kHelperDirective, kDrainTimeoutDirective, kHealthCheckDirective,
+    kProbeDirective, {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
 };
-
-void register_config_hooks(apr_pool_t*) {
-    // check_config runs for `apachectl configtest` too, where post_config does not.
-    ap_hook_check_config(check_config, nullptr, nullptr, APR_HOOK_MIDDLE);
-}
 
 }  // namespace fpmr::glue

@@ -1,9 +1,11 @@
-// The probe lane (FpmReplicaProbe): requests for the probe path go to a ready
-// replica's small dedicated probe pool (probe=), so a load balancer's or
-// Kubernetes' probe runs the application's own health script without queueing
-// behind busy workers; without a probe pool they are answered from the
-// replica's status socket (a FastCGI ping). 503 while the vhost has no usable
-// replica, so a fleet load balancer takes the host out.
+// The probe lane (FpmReplicaProbe): a request for the probe path goes to a
+// usable replica's probe pool, or is answered from its status socket's ping.
+//
+// The probe pool (probe=) is small and dedicated, so a load balancer's or
+// Kubernetes' probe runs the application's own health script without
+// queueing behind busy workers; the ping is served by php-fpm even when
+// every worker is busy. 503 while the vhost has no usable replica, so a fleet
+// load balancer takes the host out.
 #include <cstring>
 #include <string>
 
@@ -16,16 +18,6 @@ namespace {
 
 constexpr const char* kProbeHandler = "fpm-replica-probe";
 constexpr int kProbePingTimeoutMs = 250;
-
-bool member_usable(const Member& m, SharedState shared, const RequestState* st, bool by_release) {
-    if (m.slot < 0) return false;
-    const ReplicaSlot& slot = shared.slot(m.slot);
-    Candidate c;
-    c.state = shared.state_of(m.slot);
-    c.retry_at_us = slot.retry_at_us.load();
-    if (check_usable(c, now_us()) != Unusable::No) return false;
-    return !by_release || shared.trusted(m.slot).release_hash.load() == st->release_hash;
-}
 
 // fixups, MIDDLE: after SetHandler (core, REALLY_FIRST), before the
 // fpm-replica handler is mapped to the balancer (LAST).
@@ -40,17 +32,20 @@ int route_probe(request_rec* r) {
         SharedState shared = shared_state();
         if (!set || !shared.valid()) return DECLINED;
         RequestState* st = request_state(r, true);
-        bool by_release = routes_by_release(set) && st->release_hash != 0;
+        // The same rule and release pin as steering (selection.h usable()).
+        uint64_t pin = pinned_release(st);
+        int64_t now = now_us();
         int with_probe = -1, any = -1;
         int64_t least = 0;
         for (size_t i = 0; i < set->members.size(); ++i) {
-            const Member& m = set->members[i];
-            if (!member_usable(m, shared, st, by_release)) continue;
+            const ReplicaMember& m = set->members[i];
+            if (m.slot < 0) continue;
+            Candidate c = candidate_of(shared, m.slot, false);
+            if (!takes_requests(usable(c, now, pin))) continue;
             if (any < 0) any = static_cast<int>(i);
-            int64_t in_flight = shared.slot(m.slot).in_flight.load();
-            if (m.probe && (with_probe < 0 || in_flight < least)) {
+            if (m.probe && (with_probe < 0 || c.in_flight < least)) {
                 with_probe = static_cast<int>(i);
-                least = in_flight;
+                least = c.in_flight;
             }
         }
         if (any < 0) {
@@ -60,12 +55,8 @@ int route_probe(request_rec* r) {
             return HTTP_SERVICE_UNAVAILABLE;
         }
         if (with_probe >= 0) {
-            const Member& m = set->members[with_probe];
-            std::string host = set->id + "-" + m.route + "-probe";
-            for (char& c : host) {
-                if (c == '.') c = '-';
-            }
-            std::string handler = "proxy:" + m.probe->proxy_url(host);
+            const ReplicaMember& m = set->members[with_probe];
+            std::string handler = "proxy:" + probe_proxy_url(m);
             r->handler = apr_pstrdup(r->pool, handler.c_str());
             st->probe_lane = true;
             apr_table_setn(r->notes, "fpm-replica", set->replicas[m.replica].name.c_str());
@@ -87,7 +78,7 @@ int probe_handler(request_rec* r) {
         VhostReplicas* set = replicas_for(r->server);
         RequestState* st = request_state(r, false);
         if (!set || !st || st->probe_member < 0) return HTTP_SERVICE_UNAVAILABLE;
-        const Member& m = set->members[st->probe_member];
+        const ReplicaMember& m = set->members[st->probe_member];
         const HealthCheckSpec* health = server_config(r->server)->health;
         bool ok = answers_ping(m.status ? *m.status : m.socket, kProbePingTimeoutMs,
                                health ? health->path : "/ping");

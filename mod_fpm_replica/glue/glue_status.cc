@@ -1,14 +1,6 @@
 // SetHandler fpm-replica-status: GET answers the status document, POST
 // action=drain|undrain|restart&replica=NAME changes a replica's state when the
 // request carries the nonce (so a cross-site form cannot drive it).
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -18,7 +10,7 @@
 #include "control_checks.h"
 #include "form_body.h"
 #include "glue.h"
-#include "selection.h"
+#include "status_model.h"
 #include "status_render.h"
 
 namespace fpmr::glue {
@@ -29,103 +21,18 @@ constexpr const char* kHandlerName = "fpm-replica-status";
 constexpr const char* kNonceHeader = "X-Fpm-Replica-Nonce";
 constexpr apr_size_t kMaxFormBytes = 4096;
 
-// The pid of the process listening on a unix socket (the php-fpm master that
-// created it), from SO_PEERCRED on a non-blocking connect. 0 when unknown.
-int32_t listener_pid(const SocketSpec& socket) {
-    if (socket.kind != SocketSpec::Kind::Unix) return 0;
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, socket.path.c_str(), sizeof addr.sun_path - 1);
-    int32_t pid = 0;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-        ucred cred{};
-        socklen_t len = sizeof cred;
-        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) pid = cred.pid;
-    }
-    ::close(fd);
-    return pid;
-}
-
-// Which member a replica shows in the status document: the one that serves
-// (ready), else the one coming up, else the one going away; the primary on ties.
-int display_rank(ReplicaState st) {
-    switch (st) {
-        case ReplicaState::Ready: return 0;
-        case ReplicaState::Starting: return 1;
-        case ReplicaState::Draining: return 2;
-        case ReplicaState::Failed: return 3;
-        case ReplicaState::Stopped: return 4;
-    }
-    return 5;
-}
-
+// The document's data, read by the core (status_model.h) from this vhost's
+// configuration and the shared blocks.
 VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared) {
-    VhostStatus status;
-    status.vhost = set.vhost_label;
-    status.nonce = shared.nonce();
-    if (auto release = current_release(s)) status.release = release->release_dir;
-    if (ReleaseConfig* release = release_for(set.defined_in)) {
-        status.release_link = release->symlink;
-        int slot = shared.find_release(release->symlink);
-        if (slot >= 0) {
-            const TrustedRelease& rs = shared.trusted_release(slot);
-            const ReleaseSlot& open = shared.release_slot(slot);
-            auto state = static_cast<PrepareState>(rs.prepare_state.load());
-            if (open.prepare_requests.load() != rs.prepare_handled.load()) {
-                // Asked, not yet taken up by the supervisor.
-                status.prepared_release =
-                    read_locked_string(open.requested_seq, open.requested, kReleaseLength);
-                status.prepared_state = prepare_state_name(PrepareState::Starting);
-            } else if (state != PrepareState::None) {
-                status.prepared_release = read_locked_string(rs.prepared_seq, rs.prepared, kReleaseLength);
-                status.prepared_state = prepare_state_name(state);
-            }
-        }
-    }
-    for (size_t i = 0; i < set.replicas.size(); ++i) {
-        ReplicaStatus r;
-        r.name = set.replicas[i].name;
-        // Realpath mode: every replica serves whatever release a request is
-        // pinned to, which for new requests is the current one.
-        r.release = status.release;
-        int shown = -1, shown_rank = 99;
-        for (const Member& m : set.members) {
-            if (m.replica != static_cast<int>(i) || m.slot < 0) continue;
-            const ReplicaSlot& slot = shared.slot(m.slot);
-            const TrustedSlot& trusted = shared.trusted(m.slot);
-            ReplicaState st = reported_state(shared.state_of(m.slot), slot.retry_at_us.load());
-            // Children write these: bounded before adding (no overflow in a
-            // document about memory someone may have forged).
-            r.in_flight += std::clamp<int64_t>(slot.in_flight.load(), 0, int64_t{1} << 40);
-            r.requests += slot.requests.load();
-            r.failures += slot.failures.load();
-            r.restarts += trusted.restarts.load();
-            if (display_rank(st) < shown_rank) {
-                shown_rank = display_rank(st);
-                shown = m.slot;
-                r.state = st;
-                r.admin_drained = slot.admin_drained.load() != 0;
-                r.health = static_cast<HealthState>(trusted.health.load());
-                if (routes_by_release(&set)) {
-                    // Namespace mode: the release this member's master serves
-                    // (null also while it cannot be read consistently).
-                    std::optional<std::string> served = read_slot_release(trusted);
-                    r.release = served && !served->empty() ? served : std::nullopt;
-                }
-                r.socket = m.socket.text();
-                int64_t check = trusted.check_latency_us.load();
-                r.check_seconds = check >= 0 ? std::optional<double>(check / 1e6) : std::nullopt;
-                int32_t pid = trusted.pid.load();
-                if (pid == 0) pid = listener_pid(m.socket);
-                r.pid = pid > 0 ? std::optional<int32_t>(pid) : std::nullopt;
-            }
-        }
-        if (shown < 0) r.socket = set.replicas[i].socket.text();
-        status.replicas.push_back(std::move(r));
-    }
-    return status;
+    StatusSources sources;
+    sources.vhost = set.vhost_label;
+    sources.replicas = &set.replicas;
+    sources.members = &set.members;
+    if (auto release = current_release(s)) sources.release = release->release_dir;
+    if (ReleaseConfig* release = release_for(set.defined_in)) sources.release_link = release->symlink;
+    sources.routes_by_release = routes_by_release(&set);
+    sources.listener_pid = listener_pid;
+    return read_vhost_status(sources, shared, now_us());
 }
 
 int send_json(request_rec* r, int http_status, const std::string& body) {
@@ -295,7 +202,7 @@ int handle_post(request_rec* r, VhostReplicas& set, SharedState shared) {
     if (action == "drain" || action == "undrain") {
         // The operator's word, on every member of the replica (a replacement
         // master on the alternate member stays drained too).
-        for (const Member& m : set.members) {
+        for (const ReplicaMember& m : set.members) {
             if (m.replica != index || m.slot < 0) continue;
             shared.slot(m.slot).admin_drained.store(action == "drain" ? 1 : 0);
         }

@@ -26,21 +26,10 @@ bool is_idempotent(const request_rec* r) {
     }
 }
 
-Candidate candidate_from(SharedState shared, int index, bool tried) {
-    const ReplicaSlot& slot = shared.slot(index);
-    Candidate c;
-    c.state = shared.state_of(index);
-    c.in_flight = slot.in_flight.load(std::memory_order_relaxed);
-    c.last_pick = slot.last_pick.load(std::memory_order_relaxed);
-    c.retry_at_us = slot.retry_at_us.load(std::memory_order_relaxed);
-    c.tried = tried;
-    return c;
-}
-
 struct FinderBaton {
     RequestState* st;
     SharedState shared;
-    bool by_release;  // namespace mode: only members serving the pinned release
+    uint64_t pinned_release;  // namespace mode: only members serving it; else 0
     int64_t now;
     int best_index;
     Candidate best;
@@ -54,14 +43,8 @@ int is_better(proxy_worker* current, proxy_worker*, void* baton_v) {
     if (index < 0) return 0;  // a member we did not declare (balancer-manager?)
     int slot = baton->st->set->members[index].slot;
     if (slot < 0) return 0;
-    if (baton->by_release &&
-        baton->shared.trusted(slot).release_hash.load(std::memory_order_acquire) !=
-            baton->st->release_hash) {
-        return 0;  // serves another release than the request is pinned to
-    }
-    Candidate c = candidate_from(baton->shared, slot,
-                                 (baton->st->tried_mask >> index) & 1u);
-    if (check_usable(c, baton->now) != Unusable::No) return 0;
+    Candidate c = candidate_of(baton->shared, slot, (baton->st->tried_mask >> index) & 1u);
+    if (!takes_requests(usable(c, baton->now, baton->pinned_release))) return 0;
     if (baton->best_index >= 0 && !prefer(c, baton->best)) return 0;
     baton->best_index = index;
     baton->best = c;
@@ -71,13 +54,13 @@ int is_better(proxy_worker* current, proxy_worker*, void* baton_v) {
 void log_no_usable(request_rec* r, RequestState* st, SharedState shared, int64_t now) {
     std::string reasons;
     for (size_t i = 0; i < st->set->members.size(); ++i) {
-        const Member& m = st->set->members[i];
+        const ReplicaMember& m = st->set->members[i];
         if (m.slot < 0) continue;
-        Candidate c = candidate_from(shared, m.slot, (st->tried_mask >> i) & 1u);
+        Candidate c = candidate_of(shared, m.slot, (st->tried_mask >> i) & 1u);
         // An idle alternate member is not news: say so only when it matters.
         if (m.alternate && c.state == ReplicaState::Stopped) continue;
         if (!reasons.empty()) reasons += ", ";
-        reasons += m.route + " " + unusable_reason(check_usable(c, now), c.state);
+        reasons += m.route + " " + usability_reason(usable(c, now, pinned_release(st)), c.state);
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00009)
                   "no usable replica for %s (%s): answering 503",
@@ -121,14 +104,13 @@ proxy_worker* find_replica(proxy_balancer* balancer, request_rec* r) {
             st->gateway_env_preexisting = apr_table_get(r->subprocess_env, "GATEWAY_INTERFACE") != nullptr;
         }
 
-        FinderBaton baton{st, shared, routes_by_release(st->set) && st->release_hash != 0,
-                          now_us(), -1, {}};
+        FinderBaton baton{st, shared, pinned_release(st), now_us(), -1, {}};
         proxy_worker* worker = get_best_worker_fn(balancer, r, is_better, &baton);
         if (!worker || baton.best_index < 0) {
             log_no_usable(r, st, shared, baton.now);
             return nullptr;
         }
-        const Member& chosen = st->set->members[baton.best_index];
+        const ReplicaMember& chosen = st->set->members[baton.best_index];
         ReplicaSlot& slot = shared.slot(chosen.slot);
         shared.begin_attempt(chosen.slot, child_row());
         slot.requests.fetch_add(1, std::memory_order_relaxed);
@@ -166,44 +148,6 @@ int on_proxy_request_status(int* status, request_rec* r) {
     return DECLINED;
 }
 
-// Whether a member serves `hash` and is ready.
-bool release_served(const VhostReplicas& set, SharedState shared, uint64_t hash) {
-    for (const Member& m : set.members) {
-        if (m.slot < 0) continue;
-        if (shared.trusted(m.slot).release_hash.load(std::memory_order_acquire) == hash &&
-            shared.state_of(m.slot) == ReplicaState::Ready) {
-            return true;
-        }
-    }
-    return false;
-}
-
-// Namespace mode: a request pinned to a release no replica serves yet (the
-// symlink was just flipped) waits, outside any lock, until the supervisor has
-// a replica of that release ready; 503 with a log line after kReleaseWaitUs.
-int wait_for_release(request_rec* r, RequestState* st) {
-    SharedState shared = shared_state();
-    if (!shared.valid() || release_served(*st->set, shared, st->release_hash)) return OK;
-    // Only a request that has to wait pays for the deadline and the slot lookup.
-    int64_t deadline = now_us() + kReleaseWaitUs;
-    ReleaseConfig* release = release_for(st->set->defined_in);
-    int release_slot = release ? shared.find_release(release->symlink) : -1;
-    while (!release_served(*st->set, shared, st->release_hash)) {
-        bool known_broken = release_slot >= 0 &&
-            shared.trusted_release(release_slot).failed_release_hash.load() == st->release_hash;
-        if (known_broken || now_us() >= deadline) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00042)
-                          "no replica of %s serves release %s%s: answering 503",
-                          st->set->vhost_label.c_str(), st->release_dir,
-                          known_broken ? " (its replicas could not be started)"
-                                       : " within the wait limit");
-            return HTTP_SERVICE_UNAVAILABLE;
-        }
-        apr_sleep(apr_time_from_msec(20));
-    }
-    return OK;
-}
-
 // SetHandler fpm-replica becomes the vhost's balancer, handled by mod_proxy.
 int map_handler_to_balancer(request_rec* r) {
     try {
@@ -216,32 +160,6 @@ int map_handler_to_balancer(request_rec* r) {
     } catch (...) {
         return DECLINED;
     }
-}
-
-// Handler, REALLY_FIRST (before mod_proxy's, FIRST): in namespace mode,
-// switch to php-fpm's view of the paths, and wait for a replica of the
-// pinned release when the supervisor is still bringing one up. Here rather than in fixups because
-// mod_dir's DirectoryIndex copies a subrequest's handler and file name into
-// the main request but not its per-request state, after our fixups ran.
-int switch_to_stable_paths(request_rec* r) {
-    try {
-        VhostReplicas* set = replicas_for(r->server);
-        RequestState* st = request_state(r, false);
-        bool to_balancer = set && r->handler && std::strncmp(r->handler, "proxy:", 6) == 0 &&
-                           set->balancer_url == r->handler + 6;
-        if (st && st->probe_lane) {
-            use_stable_paths(r, st);  // the probe pool runs in the replica's namespace too
-            return DECLINED;
-        }
-        if (!to_balancer) return DECLINED;
-        use_stable_paths(r, st);
-        if (st && st->release_hash && routes_by_release(set)) {
-            int rc = wait_for_release(r, st);
-            if (rc != OK) return rc;
-        }
-    } catch (...) {
-    }
-    return DECLINED;
 }
 
 // Reached only when fixups could not map the request to a balancer.
@@ -283,7 +201,7 @@ void finish_attempt(RequestState* st, request_rec* r, bool failed) {
     st->current = -1;
     st->tried_mask |= uint64_t{1} << index;
     SharedState shared = shared_state();
-    const Member& member = st->set->members[index];
+    const ReplicaMember& member = st->set->members[index];
     int slot_index = member.slot;
     if (!shared.valid() || slot_index < 0) return;
     ReplicaSlot& slot = shared.slot(slot_index);
@@ -313,7 +231,6 @@ void register_steering_hooks(apr_pool_t* p) {
     ap_hook_post_config(retrieve_proxy_functions, nullptr, nullptr, APR_HOOK_MIDDLE);
     // Last, so SetHandler (core fixups) and mod_rewrite have set r->handler.
     ap_hook_fixups(map_handler_to_balancer, nullptr, nullptr, APR_HOOK_LAST);
-    ap_hook_handler(switch_to_stable_paths, nullptr, nullptr, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(fpm_replica_handler, nullptr, nullptr, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(proxy, request_status, on_proxy_request_status, nullptr, nullptr,
                       APR_HOOK_MIDDLE);

@@ -33,9 +33,10 @@ void* merge_server_config(apr_pool_t* p, void* base_v, void* add_v) {
 }
 
 void register_hooks(apr_pool_t* p) {
-    fpmr::glue::register_config_hooks(p);
+    fpmr::glue::register_config_check_hooks(p);
     fpmr::glue::register_state_hooks(p);
     fpmr::glue::register_steering_hooks(p);
+    fpmr::glue::register_stable_path_hooks(p);
     fpmr::glue::register_status_hooks(p);
     fpmr::glue::register_pinning_hooks(p);
     fpmr::glue::register_supervisor_hooks(p);

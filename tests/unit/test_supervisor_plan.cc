@@ -4,12 +4,23 @@
 
 #include <cstring>
 
+#include "replica_members.h"
 #include "shared_state.h"
 #include "supervisor_plan.h"
 
 using namespace fpmr;
 
 namespace {
+
+// The plan's part of a replica's members (replica_members.h), on slots from `first_slot` up.
+std::vector<MemberPlan> members_of(const ReplicaSpec& spec, bool supervised, int first_slot) {
+    std::vector<MemberPlan> members;
+    for (ReplicaMember& m : replica_members("fpmr-test", 0, spec, supervised)) {
+        m.slot = first_slot + (m.alternate ? 1 : 0);
+        members.push_back(m);
+    }
+    return members;
+}
 
 ReplicaPlan replica(const std::string& vhost, const std::string& name, int first_slot) {
     std::string error;
@@ -21,13 +32,7 @@ ReplicaPlan replica(const std::string& vhost, const std::string& name, int first
         {name, "unix:/run/fpm-replica/" + name + ".sock",
          "status=unix:/run/fpm-replica/" + name + "-status.sock"}, &error);
     r.release_symlink = "/srv/app/current";
-    for (bool alternate : {false, true}) {
-        MemberPlan m;
-        m.slot = first_slot + (alternate ? 1 : 0);
-        m.socket = alternate ? r.request.replica.socket.alternate() : r.request.replica.socket;
-        m.status = alternate ? r.request.replica.status->alternate() : *r.request.replica.status;
-        r.members.push_back(m);
-    }
+    r.members = members_of(r.request.replica, true, first_slot);
     return r;
 }
 
@@ -52,9 +57,7 @@ TEST_CASE("a supervisor plan survives its encoding byte for byte", "[plan]") {
     tcp.supervised = false;
     tcp.request.command.clear();
     tcp.request.replica = *parse_replica({"t", "tcp:127.0.0.1:9000"}, &error);
-    tcp.members.resize(1);
-    tcp.members[0].socket = tcp.request.replica.socket;
-    tcp.members[0].status.reset();
+    tcp.members = members_of(tcp.request.replica, false, 4);
     plan.replicas.push_back(tcp);
 
     std::string bytes = encode_plan(plan);

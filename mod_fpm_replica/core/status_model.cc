@@ -1,0 +1,103 @@
+// The status document's read model.
+#include "status_model.h"
+
+#include <algorithm>
+
+#include "selection.h"
+
+namespace fpmr {
+
+int display_rank(ReplicaState state) {
+    switch (state) {
+        case ReplicaState::Ready: return 0;
+        case ReplicaState::Starting: return 1;
+        case ReplicaState::Draining: return 2;
+        case ReplicaState::Failed: return 3;
+        case ReplicaState::Stopped: return 4;
+    }
+    return 5;
+}
+
+namespace {
+
+// The deploy preparation of the vhost's release symlink, when one was asked.
+void read_preparation(const SharedState& shared, const std::string& symlink, VhostStatus* status) {
+    int slot = shared.find_release(symlink);
+    if (slot < 0) return;
+    const TrustedRelease& rs = shared.trusted_release(slot);
+    const ReleaseSlot& open = shared.release_slot(slot);
+    auto state = static_cast<PrepareState>(rs.prepare_state.load());
+    if (open.prepare_requests.load() != rs.prepare_handled.load()) {
+        // Asked, not yet taken up by the supervisor.
+        status->prepared_release = read_locked_string(open.requested_seq, open.requested, kReleaseLength);
+        status->prepared_state = prepare_state_name(PrepareState::Starting);
+    } else if (state != PrepareState::None) {
+        status->prepared_release = read_locked_string(rs.prepared_seq, rs.prepared, kReleaseLength);
+        status->prepared_state = prepare_state_name(state);
+    }
+}
+
+ReplicaStatus read_replica(const StatusSources& sources, const SharedState& shared, int64_t now_us,
+                           int index, const std::optional<std::string>& current_release) {
+    const ReplicaSpec& spec = (*sources.replicas)[static_cast<size_t>(index)];
+    ReplicaStatus r;
+    r.name = spec.name;
+    // Realpath mode: every replica serves whatever release a request is
+    // pinned to, which for new requests is the current one.
+    r.release = current_release;
+    int shown = -1, shown_rank = 99;
+    for (const ReplicaMember& m : *sources.members) {
+        if (m.replica != index || m.slot < 0) continue;
+        const ReplicaSlot& slot = shared.slot(m.slot);
+        const TrustedSlot& trusted = shared.trusted(m.slot);
+        ReplicaState st = status_state(candidate_of(shared, m.slot, false), now_us);
+        // Children write these: bounded before adding (no overflow in a
+        // document about memory someone may have forged).
+        r.in_flight += std::clamp<int64_t>(slot.in_flight.load(), 0, int64_t{1} << 40);
+        r.requests += slot.requests.load();
+        r.failures += slot.failures.load();
+        r.restarts += trusted.restarts.load();
+        if (display_rank(st) >= shown_rank) continue;
+        shown_rank = display_rank(st);
+        shown = m.slot;
+        r.state = st;
+        r.admin_drained = slot.admin_drained.load() != 0;
+        r.health = static_cast<HealthState>(trusted.health.load());
+        if (sources.routes_by_release) {
+            // Namespace mode: the release this member's master serves (null
+            // also while it cannot be read consistently).
+            std::optional<std::string> served = read_slot_release(trusted);
+            r.release = served && !served->empty() ? served : std::nullopt;
+        }
+        r.socket = m.socket.text();
+        int64_t check = trusted.check_latency_us.load();
+        r.check_seconds = check >= 0 ? std::optional<double>(check / 1e6) : std::nullopt;
+        int32_t pid = trusted.pid.load();
+        if (pid == 0 && sources.listener_pid) pid = sources.listener_pid(m.socket);
+        r.pid = pid > 0 ? std::optional<int32_t>(pid) : std::nullopt;
+    }
+    if (shown < 0) r.socket = spec.socket.text();
+    return r;
+}
+
+}  // namespace
+
+VhostStatus read_vhost_status(const StatusSources& sources, const SharedState& shared,
+                              int64_t now_us) {
+    VhostStatus status;
+    status.vhost = sources.vhost;
+    status.nonce = shared.nonce();
+    status.release = sources.release;
+    if (sources.release_link) {
+        status.release_link = sources.release_link;
+        read_preparation(shared, *sources.release_link, &status);
+    }
+    if (!sources.replicas || !sources.members) return status;
+    for (size_t i = 0; i < sources.replicas->size(); ++i) {
+        status.replicas.push_back(
+            read_replica(sources, shared, now_us, static_cast<int>(i), status.release));
+    }
+    return status;
+}
+
+}  // namespace fpmr
