@@ -18,7 +18,6 @@ struct ReasonInputs {
     int64_t retry_at_us = 0;  // refused a connection: not tried again before then
     MasterTrouble trouble = MasterTrouble::None;
     int32_t trouble_detail = 0;
-    bool supervised = true;
 };
 
 // "" when the member is ready and usable; else a sentence fragment, e.g.

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "replica_reason.h"
 #include "selection.h"
 
 namespace fpmr {
@@ -63,6 +64,19 @@ ReplicaStatus read_replica(const StatusSources& sources, const SharedState& shar
         r.state = st;
         r.admin_drained = slot.admin_drained.load() != 0;
         r.health = static_cast<HealthState>(trusted.health.load());
+        ReasonInputs why;
+        why.lifecycle = static_cast<ReplicaState>(trusted.lifecycle.load());
+        why.health = r.health;
+        why.admin_drained = r.admin_drained;
+        why.retry_at_us = slot.retry_at_us.load();
+        why.trouble = static_cast<MasterTrouble>(trusted.trouble.load());
+        why.trouble_detail = trusted.trouble_detail.load();
+        if (st != ReplicaState::Ready) {
+            std::string reason = state_reason(why);
+            r.reason = reason.empty() ? state_name(st) : reason;
+        } else {
+            r.reason.reset();
+        }
         if (sources.routes_by_release) {
             // Namespace mode: the release this member's master serves (null
             // also while it cannot be read consistently).

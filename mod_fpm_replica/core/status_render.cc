@@ -53,6 +53,7 @@ std::string render_status_json(const VhostStatus& status) {
                ", \"state\": \"" + state_name(r.state) + "\"" +
                ", \"admin\": \"" + (r.admin_drained ? "drained" : "active") + "\"" +
                ", \"health\": \"" + health_name(r.health) + "\"" +
+               ", \"reason\": " + optional_string(r.reason) +
                ", \"release\": " + optional_string(r.release) +
                ", \"pid\": " + (r.pid ? std::to_string(*r.pid) : "null") +
                ", \"in_flight\": " + std::to_string(r.in_flight) +

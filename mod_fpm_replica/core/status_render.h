@@ -17,6 +17,7 @@ struct ReplicaStatus {
     ReplicaState state = ReplicaState::Ready;  // derived: status_state (selection.h)
     bool admin_drained = false;                 // the operator's drain
     HealthState health = HealthState::Unknown;  // FpmReplicaHealthCheck's verdict
+    std::optional<std::string> reason;          // why it is not ready (replica_reason.h); null when ready
     std::optional<std::string> release;  // null until pinning knows it
     std::optional<int32_t> pid;          // null when unknown
     int64_t in_flight = 0;

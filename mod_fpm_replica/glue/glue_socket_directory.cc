@@ -7,11 +7,10 @@
 #include <cerrno>
 #include <string>
 
+#include "directory_trust.h"
 #include "glue_supervisor_world.h"
 
 namespace fpmr::glue {
-
-namespace {
 
 // php-fpm does not create the directory of its listen socket; /run is a
 // fresh tmpfs at every boot. Creates what is missing of it (root, 0755),
@@ -19,15 +18,8 @@ namespace {
 // without following symlinks, so a symlink planted where the path runs
 // through a directory someone else can write cannot send root's mkdir (and
 // php-fpm's socket) elsewhere: a symlink is followed only when root owns it
-// and the directory it is in can be changed by root alone (/var/run -> /run).
-// Only root can change what lies beneath a directory it owns that nobody
-// else may write, or may write only with the sticky bit (the helper's rule,
-// helper_rules.cc untrusted_directory_reason).
-bool only_root_can_change(const struct stat& dir) {
-    return dir.st_uid == 0 && (!(dir.st_mode & 022) || (dir.st_mode & S_ISVTX));
-}
-
-}  // namespace
+// and the directory it is in can be changed by root alone (/var/run -> /run;
+// core/directory_trust.h, the helper's rule too).
 
 void ensure_socket_directory(const SocketSpec& socket, server_rec* s) {
     if (socket.kind != SocketSpec::Kind::Unix) return;
@@ -38,7 +30,7 @@ void ensure_socket_directory(const SocketSpec& socket, server_rec* s) {
     size_t from = 1;
     while (at >= 0 && from <= dir.size()) {
         struct stat here;
-        if (untrusted.empty() && ::fstat(at, &here) == 0 && !only_root_can_change(here)) {
+        if (untrusted.empty() && ::fstat(at, &here) == 0 && !only_root_can_change(here.st_uid, here.st_mode)) {
             untrusted = walked.empty() ? "/" : walked;
         }
         size_t slash = dir.find('/', from);
@@ -61,7 +53,7 @@ void ensure_socket_directory(const SocketSpec& socket, server_rec* s) {
             struct stat link, parent;
             bool trusted_link = ::fstatat(at, name.c_str(), &link, AT_SYMLINK_NOFOLLOW) == 0 &&
                                 S_ISLNK(link.st_mode) && link.st_uid == 0 &&
-                                ::fstat(at, &parent) == 0 && only_root_can_change(parent);
+                                ::fstat(at, &parent) == 0 && only_root_can_change(parent.st_uid, parent.st_mode);
             if (!trusted_link) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, FPMRNO(00067)
                              "not creating the socket directory of %s: %s is a symlink someone "

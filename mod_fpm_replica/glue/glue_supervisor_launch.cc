@@ -122,8 +122,7 @@ SupervisorPlan collect_plan(server_rec* main_server) {
             for (bool alternate : {false, true}) {
                 int mi = set->member_of(static_cast<int>(i), alternate);
                 if (mi < 0) continue;
-                r.members.push_back({set->members[mi].slot, set->members[mi].socket,
-                                     set->members[mi].status});
+                r.members.push_back(set->members[mi]);  // its MemberPlan part
             }
             plan.replicas.push_back(std::move(r));
         }

@@ -153,6 +153,9 @@ def test_a_replica_that_keeps_crashing_is_marked_failed(httpd):
     assert time.monotonic() - t0 < 1.0
     log = httpd.read_log()
     assert "crashed 5 times within a minute: marked failed" in log
+    reasons = {r["reason"] for r in httpd.status()["replicas"]}
+    assert reasons == {"crashed repeatedly within a minute (last: exited with status 1): "
+                       "not restarted until the next restart"}, reasons
 
 
 def test_bad_supervision_directives_are_refused(httpd):
@@ -225,6 +228,7 @@ def test_an_operators_drain_survives_the_replacement_at_graceful(httpd):
         else None)(httpd.status()["replicas"]), 30, what="both masters replaced")
     a = next(r for r in replaced if r["name"] == "a")
     assert a["admin"] == "drained" and a["state"] == "draining", a
+    assert a["reason"] == "drained by the operator", a
     served = {httpd.get("/fast.php").text.split()[1] for _ in range(8)}
     assert served == {"replica=b"}
     assert httpd.control("undrain", "a").status == 200

@@ -120,6 +120,7 @@ def test_a_check_answered_with_a_500_fails(httpd):
     b = harness.wait_for(lambda: (lambda r: r if r["state"] == "failed" else None)(
         httpd.replica("b")), 10, what="b out of rotation")
     assert b["health"] == "failing", b
+    assert b["reason"] == "failing its health checks: answered 500", b
     a = httpd.replica("a")
-    assert a["state"] == "ready" and a["health"] == "passing", a
+    assert a["state"] == "ready" and a["health"] == "passing" and a["reason"] is None, a
     assert [replica_of(httpd.get("/fast.php", timeout=5)) for _ in range(6)] == ["a"] * 6

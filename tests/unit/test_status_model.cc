@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "status_model.h"
+#include "status_render.h"
 
 using namespace fpmr;
 
@@ -133,6 +134,26 @@ TEST_CASE("the state shown is the verdict steering acts on", "[status]") {
     status = read_vhost_status(v.sources(), v.shared, 0);
     CHECK(status.replicas[0].state == ReplicaState::Starting);
     CHECK(status.replicas[0].socket == "unix:/run/a.sock");
+}
+
+TEST_CASE("a replica that is not ready says why; a ready one has no reason", "[status]") {
+    Vhost v;
+    v.set_state(0, ReplicaState::Ready);
+    v.set_state(2, ReplicaState::Ready);
+    auto replica = [&](size_t i) { return read_vhost_status(v.sources(), v.shared, 0).replicas[i]; };
+    CHECK_FALSE(replica(0).reason);
+    v.open(2).admin_drained = 1;
+    CHECK(replica(1).reason == std::optional<std::string>("drained by the operator"));
+    v.open(2).admin_drained = 0;
+    v.trusted(2).health = static_cast<uint32_t>(HealthState::Failing);
+    v.trusted(2).trouble = static_cast<uint32_t>(MasterTrouble::HealthChecks);
+    v.trusted(2).trouble_detail = 500;
+    CHECK(replica(1).state == ReplicaState::Failed);
+    CHECK(replica(1).reason == std::optional<std::string>("failing its health checks: answered 500"));
+    v.set_state(0, ReplicaState::Starting);
+    CHECK(replica(0).reason == std::optional<std::string>("starting: waiting for its master to answer"));
+    std::string json = render_status_json(read_vhost_status(v.sources(), v.shared, 0));
+    CHECK(json.find("\"reason\": \"failing its health checks: answered 500\"") != std::string::npos);
 }
 
 TEST_CASE("namespace mode shows the release each master serves", "[status]") {

@@ -15,6 +15,7 @@ TEST_CASE("status document has the SPEC's fields, nulls where unknown", "[status
     a.state = ReplicaState::Draining;
     a.admin_drained = true;
     a.health = HealthState::Passing;
+    a.reason = "drained by the operator";
     a.pid = 1234;
     a.in_flight = 3;
     a.requests = 10234;
@@ -36,10 +37,11 @@ TEST_CASE("status document has the SPEC's fields, nulls where unknown", "[status
                                      "{\"release\": \"/srv/app/releases/r3\", \"state\": \"ready\"}") !=
           std::string::npos);
     CHECK(json.find("{\"name\": \"a\", \"socket\": \"unix:/run/a.sock\", \"state\": \"draining\", "
-                    "\"admin\": \"drained\", \"health\": \"passing\", \"release\": null, \"pid\": 1234, \"in_flight\": 3, \"requests\": 10234, "
+                    "\"admin\": \"drained\", \"health\": \"passing\", \"reason\": \"drained by the operator\", "
+                    "\"release\": null, \"pid\": 1234, \"in_flight\": 3, \"requests\": 10234, "
                     "\"failures\": 1, \"restarts\": 2}") != std::string::npos);
     CHECK(json.find("\"name\": \"b\\\"x\"") != std::string::npos);
-    CHECK(json.find("\"admin\": \"active\", \"health\": \"unknown\"") != std::string::npos);
+    CHECK(json.find("\"admin\": \"active\", \"health\": \"unknown\", \"reason\": null") != std::string::npos);
     CHECK(json.find("\"release\": \"/srv/app/releases/r2\", \"pid\": null") != std::string::npos);
 }
 
