@@ -110,7 +110,8 @@ public:
 
 private:
     void* rw_ = nullptr;
-    SharedState state_ = SharedState::adopt(nullptr, 0, nullptr, 0);
+    size_t length_ = 0;
+    SharedState state_;
 };
 // "app.local:8080": the vhost's name and port, as the status document and log lines show it.
 std::string vhost_label(const server_rec* s);
