@@ -188,15 +188,15 @@ SharedDemand demand_of(server_rec* main_server) {
 // Whether blocks for `demand` can be made; if not, says which bound it
 // passes in one line.
 bool blocks_can_be_made(server_rec* s, const SharedDemand& demand) {
+    static_assert(kMaxSlotCapacity == kMaxReleaseCapacity, "one bound in the message");
     if (demand.members > kMaxSlotCapacity || demand.releases > kMaxReleaseCapacity) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, FPMRNO(00164)
                      "the configuration declares %lu replica members (a replica has one, "
                      "two when it is supervised on a unix socket) and %lu release "
-                     "symlinks; one httpd instance holds at most %u and %u: split the "
+                     "symlinks; one httpd instance holds at most %u of each: split the "
                      "virtual hosts over several httpd instances",
                      static_cast<unsigned long>(demand.members),
-                     static_cast<unsigned long>(demand.releases), kMaxSlotCapacity,
-                     kMaxReleaseCapacity);
+                     static_cast<unsigned long>(demand.releases), kMaxSlotCapacity);
         return false;
     }
     if (layout_for(demand)) return true;

@@ -243,7 +243,7 @@ def test_release_symlinks_beyond_the_memory_after_a_graceful_restart_stay_pinned
 def test_memory_that_could_never_be_made_is_refused_at_configtest(httpd):
     # 32 vhosts of 32 supervised replicas: 2048 members. With the event
     # MPM's largest ServerLimit each of its 40016 possible children keeps a
-    # row of 2048 counts: 320 MiB, above the 256 MiB bound.
+    # row of 2048 counts: 316 MiB, above the 256 MiB bound.
     vhosts = [site_vhost(httpd, f"v{i}.test", [f"r{j}" for j in range(32)], spawn_conf="/nonexistent")
               for i in range(32)]
     write_sites(httpd, vhosts)
@@ -273,4 +273,4 @@ def test_more_members_than_one_httpd_holds_are_refused_at_configtest(httpd):
     lines = [line for line in r.stderr.splitlines() if "FPMR" in line]
     assert len(lines) == 1, r.stderr
     assert "FPMR00164: the configuration declares 16448 replica members" in lines[0], lines[0]
-    assert "at most 16384" in lines[0], lines[0]
+    assert "at most 16384 of each" in lines[0], lines[0]
