@@ -1,6 +1,7 @@
 // Formatting, slot binding and sequence-locked strings of the two shared blocks.
 #include "shared_state.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <thread>
@@ -34,16 +35,16 @@ bool subtract_clamped(std::atomic<int64_t>& total, int64_t amount) {
     return false;
 }
 
-// Takes one dead child's row out of the aggregates and frees it.
-void release_row(SharedBlock& block, ChildRow& row, SharedState::Released& out) {
-    for (size_t slot = 0; slot < kMaxSlots; ++slot) {
-        int32_t count = row.in_flight[slot].exchange(0, std::memory_order_relaxed);
-        if (count <= 0) continue;  // nothing raised (or forged below zero): nothing to give back
-        out.requests += count;
-        if (!subtract_clamped(block.slots[slot].in_flight, count)) out.complete = false;
-    }
-    ++out.rows;
-    row.owner_pid.store(0, std::memory_order_release);  // zeroed before it is free
+// Arrays start on a cache line of their own, and each child's row too:
+// every child writes its own row, and would otherwise share a line with
+// its neighbour's.
+constexpr uint64_t kArrayAlignment = 64;
+uint64_t align_up(uint64_t n) { return (n + kArrayAlignment - 1) / kArrayAlignment * kArrayAlignment; }
+
+// Twice what the configuration asks for, within [low, high].
+uint32_t with_room(size_t wanted, uint32_t low, uint32_t high) {
+    uint64_t doubled = 2 * static_cast<uint64_t>(wanted);
+    return static_cast<uint32_t>(std::clamp<uint64_t>(doubled, low, high));
 }
 
 }  // namespace
@@ -149,10 +150,10 @@ ReplicaState effective_state(ReplicaState lifecycle, HealthState health, bool ad
 }
 
 ReplicaState SharedState::state_of(int index) const {
-    const TrustedSlot& t = trusted_->slots[index];
+    const TrustedSlot& t = trusted(index);
     return effective_state(static_cast<ReplicaState>(t.lifecycle.load(std::memory_order_relaxed)),
                            static_cast<HealthState>(t.health.load(std::memory_order_relaxed)),
-                           open_->slots[index].admin_drained.load(std::memory_order_relaxed) != 0, 0);
+                           slot(index).admin_drained.load(std::memory_order_relaxed) != 0, 0);
 }
 
 const char* prepare_state_name(PrepareState state) {
@@ -165,36 +166,134 @@ const char* prepare_state_name(PrepareState state) {
     return "unknown";
 }
 
-SharedState SharedState::format(void* open, size_t open_length, void* trusted, size_t trusted_length,
-                                 std::string_view nonce_hex) {
-    if (open == nullptr || open_length < bytes_needed() || trusted == nullptr ||
-        trusted_length < trusted_bytes_needed()) {
-        return SharedState(nullptr, nullptr, nullptr);
+namespace {
+// Where everything goes in blocks of these counts, unbounded: 64-bit
+// arithmetic, which the counts (each below 2^32) cannot overflow.
+SharedLayout place(uint32_t slots, uint32_t child_rows, uint32_t releases, uint64_t* total) {
+    uint64_t open_slots = align_up(sizeof(SharedHeader));
+    uint64_t open_releases = align_up(open_slots + uint64_t{slots} * sizeof(ReplicaSlot));
+    uint64_t open_child_rows = align_up(open_releases + uint64_t{releases} * sizeof(ReleaseSlot));
+    uint64_t stride = align_up((1 + uint64_t{slots}) * sizeof(std::atomic<int32_t>));
+    uint64_t open_bytes = open_child_rows + uint64_t{child_rows} * stride;
+    uint64_t trusted_slots = align_up(sizeof(TrustedHeader));
+    uint64_t trusted_releases = align_up(trusted_slots + uint64_t{slots} * sizeof(TrustedSlot));
+    uint64_t trusted_bytes =
+        align_up(trusted_releases + uint64_t{releases} * sizeof(TrustedRelease));
+    *total = open_bytes + trusted_bytes;
+    SharedLayout layout;
+    if (*total > kMaxSharedBytes) return layout;  // not to be used: sizes may not fit a size_t
+    layout.slot_count = slots;
+    layout.child_row_count = child_rows;
+    layout.release_count = releases;
+    layout.open_slots = static_cast<size_t>(open_slots);
+    layout.open_releases = static_cast<size_t>(open_releases);
+    layout.open_child_rows = static_cast<size_t>(open_child_rows);
+    layout.child_row_stride = static_cast<size_t>(stride);
+    layout.open_bytes = static_cast<size_t>(open_bytes);
+    layout.trusted_slots = static_cast<size_t>(trusted_slots);
+    layout.trusted_releases = static_cast<size_t>(trusted_releases);
+    layout.trusted_bytes = static_cast<size_t>(trusted_bytes);
+    return layout;
+}
+}  // namespace
+
+std::optional<SharedLayout> SharedLayout::of(uint32_t slots, uint32_t child_rows,
+                                             uint32_t releases) {
+    if (slots == 0 || slots > kMaxSlotCapacity || child_rows == 0 || child_rows > kMaxChildRows ||
+        releases == 0 || releases > kMaxReleaseCapacity) {
+        return std::nullopt;
     }
-    std::memset(open, 0, bytes_needed());
-    std::memset(trusted, 0, trusted_bytes_needed());
+    uint64_t total = 0;
+    SharedLayout layout = place(slots, child_rows, releases, &total);
+    if (total > kMaxSharedBytes) return std::nullopt;
+    return layout;
+}
+
+uint64_t SharedLayout::bytes_of(uint32_t slots, uint32_t child_rows, uint32_t releases) {
+    uint64_t total = 0;
+    place(slots, child_rows, releases, &total);
+    return total;
+}
+
+uint32_t child_rows_for(size_t server_limit) {
+    uint64_t rows = 2 * static_cast<uint64_t>(std::min<size_t>(server_limit, kMaxChildRows)) + 16;
+    return static_cast<uint32_t>(std::clamp<uint64_t>(rows, kMinChildRows, kMaxChildRows));
+}
+
+std::optional<SharedLayout> layout_for(const SharedDemand& demand) {
+    if (demand.members > kMaxSlotCapacity || demand.releases > kMaxReleaseCapacity) {
+        return std::nullopt;
+    }
+    uint32_t rows = child_rows_for(demand.server_limit);
+    if (auto roomy = SharedLayout::of(with_room(demand.members, kMinSlotCapacity, kMaxSlotCapacity),
+                                      rows,
+                                      with_room(demand.releases, kMinReleaseCapacity,
+                                                kMaxReleaseCapacity))) {
+        return roomy;
+    }
+    // Room to grow is given up before the configuration is.
+    return SharedLayout::of(static_cast<uint32_t>(std::max<size_t>(demand.members, 1)), rows,
+                            static_cast<uint32_t>(std::max<size_t>(demand.releases, 1)));
+}
+
+SharedState SharedState::format(void* open, size_t open_length, void* trusted, size_t trusted_length,
+                                 const SharedLayout& layout, std::string_view nonce_hex) {
+    std::optional<SharedLayout> checked =
+        SharedLayout::of(layout.slot_count, layout.child_row_count, layout.release_count);
+    if (open == nullptr || trusted == nullptr || !checked || open_length != checked->open_bytes ||
+        trusted_length != checked->trusted_bytes) {
+        return SharedState();
+    }
+    const SharedLayout& l = *checked;
+    std::memset(open, 0, l.open_bytes);
+    std::memset(trusted, 0, l.trusted_bytes);
     // Zeroed memory is a valid initial value for every atomic we use, but
     // construct them properly anyway so the object model is respected.
+    auto* open_bytes = static_cast<char*>(open);
+    auto* trusted_bytes = static_cast<char*>(trusted);
     auto* block = new (open) SharedBlock();
     block->header.magic = kSharedMagic;
     block->header.layout_version = kLayoutVersion;
-    block->header.slot_count = kMaxSlots;
+    block->header.slot_count = l.slot_count;
+    block->header.child_row_count = l.child_row_count;
+    block->header.release_count = l.release_count;
     auto* tb = new (trusted) TrustedBlock();
     tb->header.magic = kTrustedMagic;
     tb->header.layout_version = kLayoutVersion;
-    tb->header.slot_count = kMaxSlots;
+    tb->header.slot_count = l.slot_count;
+    tb->header.child_row_count = l.child_row_count;
+    tb->header.release_count = l.release_count;
+    for (uint32_t i = 0; i < l.slot_count; ++i) {
+        new (open_bytes + l.open_slots + i * sizeof(ReplicaSlot)) ReplicaSlot();
+        new (trusted_bytes + l.trusted_slots + i * sizeof(TrustedSlot)) TrustedSlot();
+    }
+    for (uint32_t i = 0; i < l.release_count; ++i) {
+        new (open_bytes + l.open_releases + i * sizeof(ReleaseSlot)) ReleaseSlot();
+        new (trusted_bytes + l.trusted_releases + i * sizeof(TrustedRelease)) TrustedRelease();
+    }
+    for (uint32_t row = 0; row < l.child_row_count; ++row) {
+        char* cells = open_bytes + l.open_child_rows + row * l.child_row_stride;
+        for (uint32_t cell = 0; cell <= l.slot_count; ++cell) {
+            new (cells + cell * sizeof(std::atomic<int32_t>)) std::atomic<int32_t>(0);
+        }
+    }
     size_t n = nonce_hex.size() < kNonceLength ? nonce_hex.size() : kNonceLength;
     std::memcpy(tb->header.nonce, nonce_hex.data(), n);
     tb->header.nonce[n] = '\0';
-    return SharedState(block, tb, tb);
+    return SharedState(open_bytes, trusted_bytes, trusted_bytes, l);
 }
 
 namespace {
-bool trusted_is_ours(const void* memory, size_t length) {
-    if (memory == nullptr || length < SharedState::trusted_bytes_needed()) return false;
-    auto* tb = static_cast<const TrustedBlock*>(memory);
-    return tb->header.magic == kTrustedMagic && tb->header.layout_version == kLayoutVersion &&
-           tb->header.slot_count == kMaxSlots;
+// The layout a trusted block of `length` bytes says it has, when it is ours
+// and exactly that long.
+std::optional<SharedLayout> trusted_layout(const void* memory, size_t length) {
+    if (memory == nullptr || length < sizeof(TrustedHeader)) return std::nullopt;
+    const TrustedHeader& h = static_cast<const TrustedBlock*>(memory)->header;
+    if (h.magic != kTrustedMagic || h.layout_version != kLayoutVersion) return std::nullopt;
+    std::optional<SharedLayout> layout =
+        SharedLayout::of(h.slot_count, h.child_row_count, h.release_count);
+    if (!layout || layout->trusted_bytes != length) return std::nullopt;
+    return layout;
 }
 }  // namespace
 
@@ -202,41 +301,22 @@ SharedState SharedState::adopt(void* open, size_t open_length, const void* trust
                                size_t trusted_length) {
     // Only the trusted header decides: the open one is written by children,
     // and a child that overwrote it must not make the next restart (or a
-    // new supervisor) give up on the blocks. The parent stamps it again.
-    if (open == nullptr || open_length < bytes_needed() || !trusted_is_ours(trusted, trusted_length)) {
-        return SharedState(nullptr, nullptr, nullptr);
-    }
-    return SharedState(static_cast<SharedBlock*>(open), static_cast<const TrustedBlock*>(trusted), nullptr);
+    // new supervisor) give up on the blocks, or read them at another size.
+    // The parent stamps it again.
+    std::optional<SharedLayout> layout = trusted_layout(trusted, trusted_length);
+    if (open == nullptr || !layout || open_length != layout->open_bytes) return SharedState();
+    return SharedState(static_cast<char*>(open), static_cast<const char*>(trusted), nullptr, *layout);
 }
 
 SharedState SharedState::writer(void* trusted_rw, size_t length) const {
-    if (!valid() || !trusted_is_ours(trusted_rw, length)) return SharedState(nullptr, nullptr, nullptr);
-    return SharedState(open_, trusted_, static_cast<TrustedBlock*>(trusted_rw));
+    std::optional<SharedLayout> layout = trusted_layout(trusted_rw, length);
+    if (!valid() || !layout || !(*layout == layout_)) return SharedState();
+    return SharedState(open_, trusted_, static_cast<char*>(trusted_rw), layout_);
 }
 
-int SharedState::claim(std::string_view key, uint32_t generation, ReplicaState initial_state) const {
-    if (!writable() || key.empty() || key.size() >= kSlotKeyLength) return -1;
-    int fresh = -1;
-    int oldest_retired = -1;
-    for (size_t i = 0; i < kMaxSlots; ++i) {
-        TrustedSlot& s = trusted_rw_->slots[i];
-        if (s.in_use.load() && key == std::string_view(s.key)) {
-            s.claimed_generation.store(generation);
-            return static_cast<int>(i);
-        }
-        if (!s.in_use.load()) {
-            if (s.key[0] == '\0') {
-                if (fresh < 0) fresh = static_cast<int>(i);
-            } else if (oldest_retired < 0 ||
-                       s.claimed_generation.load() <
-                           trusted_rw_->slots[oldest_retired].claimed_generation.load()) {
-                oldest_retired = static_cast<int>(i);
-            }
-        }
-    }
-    int chosen = fresh >= 0 ? fresh : oldest_retired;
-    if (chosen < 0) return -1;
-    TrustedSlot& s = trusted_rw_->slots[chosen];
+void SharedState::bind_slot(int index, std::string_view key, uint32_t generation,
+                            ReplicaState initial_state) const {
+    TrustedSlot& s = trusted_rw(index);
     std::memset(s.key, 0, sizeof s.key);
     std::memcpy(s.key, key.data(), key.size());
     s.lifecycle.store(static_cast<uint32_t>(initial_state));
@@ -246,10 +326,12 @@ int SharedState::claim(std::string_view key, uint32_t generation, ReplicaState i
     s.restarts.store(0);
     s.check_latency_us.store(-1);
     write_slot_release(s, "");
-    ReplicaSlot& o = open_->slots[chosen];
+    ReplicaSlot& o = slot(index);
     o.in_flight.store(0);
     // Shares of the replica this slot served before are not this one's.
-    for (ChildRow& row : open_->children) row.in_flight[chosen].store(0, std::memory_order_relaxed);
+    for (uint32_t row = 0; row < layout_.child_row_count; ++row) {
+        child_row(static_cast<int>(row)).in_flight[index].store(0, std::memory_order_relaxed);
+    }
     o.requests.store(0);
     o.failures.store(0);
     o.last_pick.store(0);
@@ -258,20 +340,81 @@ int SharedState::claim(std::string_view key, uint32_t generation, ReplicaState i
     o.restart_requested.store(0);
     s.claimed_generation.store(generation);
     s.in_use.store(1);
+}
+
+std::optional<std::vector<int>> SharedState::claim_together(const std::vector<Claim>& claims,
+                                                            uint32_t generation) const {
+    if (!writable()) return std::nullopt;
+    for (const Claim& c : claims) {
+        if (c.key.empty() || c.key.size() >= kSlotKeyLength) return std::nullopt;
+    }
+    // One pass over the slots: the ones these keys already have, and the
+    // free ones (never-used in index order, enough for every key; retired).
+    std::vector<int> chosen(claims.size(), -1);
+    std::vector<int> never_used;
+    std::vector<int> retired;
+    for (uint32_t i = 0; i < layout_.slot_count; ++i) {
+        const TrustedSlot& s = trusted_rw(static_cast<int>(i));
+        if (s.in_use.load()) {
+            for (size_t k = 0; k < claims.size(); ++k) {
+                if (chosen[k] < 0 && claims[k].key == std::string_view(s.key)) {
+                    chosen[k] = static_cast<int>(i);
+                    break;
+                }
+            }
+        } else if (s.key[0] == '\0') {
+            if (never_used.size() < claims.size()) never_used.push_back(static_cast<int>(i));
+        } else {
+            retired.push_back(static_cast<int>(i));
+        }
+    }
+    size_t unbound = static_cast<size_t>(std::count(chosen.begin(), chosen.end(), -1));
+    if (unbound > never_used.size() + retired.size()) return std::nullopt;
+    // The slot retired longest ago is reused first: its replica is the
+    // least likely to still have a master draining under the supervisor.
+    std::stable_sort(retired.begin(), retired.end(), [this](int a, int b) {
+        return trusted_rw(a).claimed_generation.load() < trusted_rw(b).claimed_generation.load();
+    });
+    never_used.insert(never_used.end(), retired.begin(), retired.end());
+    size_t next_free = 0;
+    for (size_t k = 0; k < claims.size(); ++k) {
+        if (chosen[k] >= 0) {
+            trusted_rw(chosen[k]).claimed_generation.store(generation);
+        } else {
+            chosen[k] = never_used[next_free++];
+            bind_slot(chosen[k], claims[k].key, generation, claims[k].initial_state);
+        }
+    }
     return chosen;
+}
+
+int SharedState::claim(std::string_view key, uint32_t generation, ReplicaState initial_state) const {
+    std::optional<std::vector<int>> slots =
+        claim_together({Claim{std::string(key), initial_state}}, generation);
+    return slots ? slots->front() : -1;
+}
+
+size_t SharedState::free_slots() const {
+    if (!valid()) return 0;
+    size_t free = 0;
+    for (uint32_t i = 0; i < layout_.slot_count; ++i) {
+        if (!trusted(static_cast<int>(i)).in_use.load()) ++free;
+    }
+    return free;
 }
 
 void SharedState::retire_unclaimed(uint32_t generation) const {
     if (!writable()) return;
-    for (auto& s : trusted_rw_->slots) {
+    for (uint32_t i = 0; i < layout_.slot_count; ++i) {
+        TrustedSlot& s = trusted_rw(static_cast<int>(i));
         if (s.in_use.load() && s.claimed_generation.load() != generation) s.in_use.store(0);
     }
 }
 
 int SharedState::find_release(std::string_view symlink_path) const {
     if (!valid() || symlink_path.empty()) return -1;
-    for (size_t i = 0; i < kMaxReleaseSlots; ++i) {
-        const TrustedRelease& r = trusted_->releases[i];
+    for (uint32_t i = 0; i < layout_.release_count; ++i) {
+        const TrustedRelease& r = trusted_release(static_cast<int>(i));
         if (r.in_use.load() && symlink_path == std::string_view(r.key)) return static_cast<int>(i);
     }
     return -1;
@@ -280,8 +423,8 @@ int SharedState::find_release(std::string_view symlink_path) const {
 int SharedState::claim_release(std::string_view symlink_path) const {
     if (!writable() || symlink_path.empty() || symlink_path.size() >= kSlotKeyLength) return -1;
     if (int found = find_release(symlink_path); found >= 0) return found;
-    for (size_t i = 0; i < kMaxReleaseSlots; ++i) {
-        TrustedRelease& r = trusted_rw_->releases[i];
+    for (uint32_t i = 0; i < layout_.release_count; ++i) {
+        TrustedRelease& r = trusted_release_rw(static_cast<int>(i));
         if (r.in_use.load()) continue;
         std::memset(r.key, 0, sizeof r.key);
         std::memcpy(r.key, symlink_path.data(), symlink_path.size());
@@ -289,7 +432,7 @@ int SharedState::claim_release(std::string_view symlink_path) const {
         r.prepare_state.store(0);
         r.prepare_handled.store(0);
         write_locked_string(r.prepared_seq, r.prepared, kReleaseLength, "");
-        ReleaseSlot& o = open_->releases[i];
+        ReleaseSlot& o = release_slot(static_cast<int>(i));
         o.error_logged_us.store(0);
         o.prepare_requests.store(0);
         o.requested_seq.store(0);
@@ -302,42 +445,63 @@ int SharedState::claim_release(std::string_view symlink_path) const {
 
 void SharedState::stamp_open_header() const {
     if (!writable()) return;
-    open_->header.magic = kSharedMagic;
-    open_->header.layout_version = kLayoutVersion;
-    open_->header.slot_count = kMaxSlots;
+    SharedHeader& h = block()->header;
+    h.magic = kSharedMagic;
+    h.layout_version = kLayoutVersion;
+    h.slot_count = layout_.slot_count;
+    h.child_row_count = layout_.child_row_count;
+    h.release_count = layout_.release_count;
 }
 
 void SharedState::reset_in_flight() const {
-    if (!open_) return;
-    for (auto& s : open_->slots) s.in_flight.store(0);
-    for (ChildRow& row : open_->children) {
-        for (auto& count : row.in_flight) count.store(0, std::memory_order_relaxed);
+    if (!valid()) return;
+    for (uint32_t i = 0; i < layout_.slot_count; ++i) slot(static_cast<int>(i)).in_flight.store(0);
+    for (uint32_t r = 0; r < layout_.child_row_count; ++r) {
+        ChildRow row = child_row(static_cast<int>(r));
+        for (uint32_t i = 0; i < layout_.slot_count; ++i) {
+            row.in_flight[i].store(0, std::memory_order_relaxed);
+        }
         row.owner_pid.store(0, std::memory_order_release);
     }
 }
 
 int SharedState::claim_child_row(int32_t pid) const {
-    if (!open_ || pid <= 0) return -1;
-    for (size_t i = 0; i < kMaxChildRows; ++i) {
-        ChildRow& row = open_->children[i];
+    if (!valid() || pid <= 0) return -1;
+    for (uint32_t r = 0; r < layout_.child_row_count; ++r) {
+        ChildRow row = child_row(static_cast<int>(r));
         int32_t free_mark = 0;
         if (row.owner_pid.load(std::memory_order_relaxed) != 0 ||
             !row.owner_pid.compare_exchange_strong(free_mark, pid, std::memory_order_acquire)) {
             continue;
         }
-        for (auto& count : row.in_flight) count.store(0, std::memory_order_relaxed);
-        return static_cast<int>(i);
+        for (uint32_t i = 0; i < layout_.slot_count; ++i) {
+            row.in_flight[i].store(0, std::memory_order_relaxed);
+        }
+        return static_cast<int>(r);
     }
     return -1;
 }
 
+// Takes one dead child's row out of the aggregates and frees it.
+void SharedState::release_row(const ChildRow& row, Released& out) const {
+    for (uint32_t i = 0; i < layout_.slot_count; ++i) {
+        int32_t count = row.in_flight[i].exchange(0, std::memory_order_relaxed);
+        if (count <= 0) continue;  // nothing raised (or forged below zero): nothing to give back
+        out.requests += count;
+        if (!subtract_clamped(slot(static_cast<int>(i)).in_flight, count)) out.complete = false;
+    }
+    ++out.rows;
+    row.owner_pid.store(0, std::memory_order_release);  // zeroed before it is free
+}
+
 SharedState::Released SharedState::release_child(int32_t pid) const {
     Released out;
-    if (!open_ || pid <= 0) return out;
+    if (!valid() || pid <= 0) return out;
     // Every row naming the pid: a row left behind by an exit nobody was told
     // of belongs to a process that is gone too.
-    for (ChildRow& row : open_->children) {
-        if (row.owner_pid.load(std::memory_order_acquire) == pid) release_row(*open_, row, out);
+    for (uint32_t r = 0; r < layout_.child_row_count; ++r) {
+        ChildRow row = child_row(static_cast<int>(r));
+        if (row.owner_pid.load(std::memory_order_acquire) == pid) release_row(row, out);
     }
     return out;
 }
@@ -345,10 +509,11 @@ SharedState::Released SharedState::release_child(int32_t pid) const {
 SharedState::Released SharedState::release_gone_children(
     const std::function<bool(int32_t pid)>& alive) const {
     Released out;
-    if (!open_) return out;
-    for (ChildRow& row : open_->children) {
+    if (!valid()) return out;
+    for (uint32_t r = 0; r < layout_.child_row_count; ++r) {
+        ChildRow row = child_row(static_cast<int>(r));
         int32_t owner = row.owner_pid.load(std::memory_order_acquire);
-        if (owner != 0 && !alive(owner)) release_row(*open_, row, out);
+        if (owner != 0 && !alive(owner)) release_row(row, out);
     }
     return out;
 }

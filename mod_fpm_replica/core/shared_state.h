@@ -19,6 +19,12 @@
 // because each process maps them at its own address and the module code
 // that wrote them may have been unloaded and reloaded since. Slot i of one
 // block and slot i of the other describe the same replica member.
+//
+// Their size follows the configuration: each header records how many
+// slots, per-child rows and release slots the blocks were made with, and
+// every array sits at an offset computed from those counts (SharedLayout).
+// The trusted header's counts are the ones believed, and memory is adopted
+// only when its length is exactly what they give.
 #pragma once
 
 #include <atomic>
@@ -28,6 +34,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fpmr {
 
@@ -63,16 +70,26 @@ enum class MasterTrouble : uint32_t {
 constexpr uint32_t kSharedMagic = 0x52504d46;   // "FMPR" little-endian
 constexpr uint32_t kTrustedMagic = 0x54504d46;  // "FMPT"
 constexpr uint32_t kLayoutVersion = 10;
-constexpr size_t kMaxSlots = 256;
-// httpd child processes whose in-flight counts are kept apart: at least
-// httpd's ServerLimit (refused above it, FPMR00160), with room for the
-// children of an older generation that a threaded MPM lets run on without
-// a scoreboard slot during a graceful restart.
-constexpr size_t kMaxChildRows = 1024;
-constexpr size_t kMaxReleaseSlots = 64;
 constexpr size_t kSlotKeyLength = 256;
 constexpr size_t kNonceLength = 32;  // hex characters
 constexpr size_t kReleaseLength = 512;
+
+// How many records the blocks hold is decided once, when httpd starts (not
+// at a graceful restart: every child of every generation has them mapped at
+// their size), from the configuration (layout_for). These bound it: below a
+// minimum the blocks get the minimum anyway (room to grow costs little),
+// above a maximum a configuration is refused at configtest (FPMR00164).
+constexpr uint32_t kMinSlotCapacity = 256;
+constexpr uint32_t kMaxSlotCapacity = 16384;  // balancer members per httpd instance
+constexpr uint32_t kMinReleaseCapacity = 64;
+constexpr uint32_t kMaxReleaseCapacity = 16384;  // release symlinks per httpd instance
+constexpr uint32_t kMinChildRows = 64;
+// Far above any ServerLimit the event and worker MPMs accept (20000); a
+// child beyond the rows counts in the totals only (FPMR00161).
+constexpr uint32_t kMaxChildRows = 65536;
+// Both blocks together (FPMR00165 above it). The per-child rows grow with
+// slots x rows, the only product that can get large.
+constexpr size_t kMaxSharedBytes = size_t{256} << 20;
 
 // One replica member's figures in the open block. Written by children.
 struct ReplicaSlot {
@@ -152,15 +169,24 @@ struct TrustedRelease {
 // a still-running child's scoreboard slot to a new child. Open block: a
 // child can write any row, so the parent subtracts only what it reads,
 // clamped (never below zero, never more than a row can hold).
+//
+// In memory a row is an array of int32 atomics, [0] the owner's pid (0:
+// free; taken with a compare-and-swap) and [1 + slot] the count of each
+// member slot, as wide as the block has slots (SharedLayout::child_row_stride
+// apart). This is a view of one.
 struct ChildRow {
-    std::atomic<int32_t> owner_pid;          // 0: free; taken with a compare-and-swap
-    std::atomic<int32_t> in_flight[kMaxSlots];
+    std::atomic<int32_t>& owner_pid;
+    std::atomic<int32_t>* in_flight;  // [slot_count]
 };
 
+// The counts the blocks were made with are in both headers; the trusted
+// header's are the ones believed (children can write the open one).
 struct SharedHeader {
     uint32_t magic;
     uint32_t layout_version;
     uint32_t slot_count;
+    uint32_t child_row_count;
+    uint32_t release_count;
     uint32_t reserved;
     std::atomic<uint64_t> pick_sequence;  // source of ReplicaSlot::last_pick
 };
@@ -169,23 +195,76 @@ struct TrustedHeader {
     uint32_t magic;
     uint32_t layout_version;
     uint32_t slot_count;
+    uint32_t child_row_count;
+    uint32_t release_count;
     uint32_t reserved;
     char nonce[kNonceLength + 1];             // random per httpd start; guards POST on the status handler
     std::atomic<uint32_t> config_generation;  // httpd's generation: bumped at every restart
 };
 
+// The fixed start of each block; the arrays follow at the offsets
+// SharedLayout computes from the header's counts:
+//   open:    header | ReplicaSlot[slots] | ReleaseSlot[releases] | child rows[rows]
+//   trusted: header | TrustedSlot[slots] | TrustedRelease[releases]
 struct SharedBlock {
     SharedHeader header;
-    ReplicaSlot slots[kMaxSlots];
-    ReleaseSlot releases[kMaxReleaseSlots];
-    ChildRow children[kMaxChildRows];
 };
 
 struct TrustedBlock {
     TrustedHeader header;
-    TrustedSlot slots[kMaxSlots];
-    TrustedRelease releases[kMaxReleaseSlots];
 };
+
+// Where everything is in blocks of given counts. Plain arithmetic, the same
+// in every process, so nothing in the blocks has to point anywhere.
+struct SharedLayout {
+    uint32_t slot_count = 0;
+    uint32_t child_row_count = 0;
+    uint32_t release_count = 0;
+    // Byte offsets from the start of the open block, and its length.
+    size_t open_slots = 0;
+    size_t open_releases = 0;
+    size_t open_child_rows = 0;
+    size_t child_row_stride = 0;  // one row: owner pid and slot_count counts, 64-byte aligned
+    size_t open_bytes = 0;
+    // The same for the trusted block.
+    size_t trusted_slots = 0;
+    size_t trusted_releases = 0;
+    size_t trusted_bytes = 0;
+
+    size_t total_bytes() const { return open_bytes + trusted_bytes; }
+    bool operator==(const SharedLayout& o) const {
+        return slot_count == o.slot_count && child_row_count == o.child_row_count &&
+               release_count == o.release_count;
+    }
+
+    // nullopt when a count is 0 or above its maximum, or both blocks
+    // together would be larger than kMaxSharedBytes.
+    static std::optional<SharedLayout> of(uint32_t slots, uint32_t child_rows, uint32_t releases);
+    // Both blocks' bytes for these counts, whether or not they are allowed
+    // (for the message that refuses them).
+    static uint64_t bytes_of(uint32_t slots, uint32_t child_rows, uint32_t releases);
+};
+
+// What a configuration asks of the blocks, counted the way post_config
+// binds it (glue_state.cc).
+struct SharedDemand {
+    size_t members = 0;       // balancer members: one per replica, two when supervised on a unix socket
+    size_t releases = 0;      // distinct release symlinks (FpmReplicaRelease)
+    size_t server_limit = 0;  // the MPM's hard limit of httpd child processes (ServerLimit)
+};
+
+// Rows for a server limit: twice it plus 16, for the children of an older
+// generation that a threaded MPM lets finish their requests without a
+// scoreboard slot during a graceful restart (and a few more restarts in a
+// row); at least kMinChildRows, at most kMaxChildRows.
+uint32_t child_rows_for(size_t server_limit);
+// The layout an httpd start makes for `demand`: twice the members and
+// release symlinks it declares (the blocks cannot grow at a graceful
+// restart, so a configuration may grow until the next stop and start), at
+// least the minimums, at most the maximums; without that headroom when only
+// that fits kMaxSharedBytes. nullopt when even the demand itself does not
+// fit (configtest refuses it: FPMR00164, FPMR00165).
+std::optional<SharedLayout> layout_for(const SharedDemand& demand);
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared counters must be lock-free");
 static_assert(std::atomic<int64_t>::is_always_lock_free, "shared counters must be lock-free");
@@ -225,15 +304,19 @@ ReplicaState effective_state(ReplicaState lifecycle, HealthState health, bool ad
 // Operations on the two blocks living in memory someone else allocated. A
 // state made by adopt() reads the trusted block only; writer() adds the
 // read-write mapping of the same block (httpd parent and supervisor).
+// Indices passed to the accessors are below the layout's counts (claims
+// hand out only those; the supervisor's plans are checked against them).
 class SharedState {
 public:
-    static constexpr size_t bytes_needed() { return sizeof(SharedBlock); }
-    static constexpr size_t trusted_bytes_needed() { return sizeof(TrustedBlock); }
+    SharedState() = default;  // invalid
 
-    // Formats fresh memory (any content) as empty blocks with this nonce.
+    // Formats fresh memory (any content) as empty blocks of `layout` with
+    // this nonce; each length must be the layout's.
     static SharedState format(void* open, size_t open_length, void* trusted, size_t trusted_length,
-                              std::string_view nonce_hex);
-    // Adopts memory formatted earlier; returns an invalid state when it is not ours.
+                              const SharedLayout& layout, std::string_view nonce_hex);
+    // Adopts memory formatted earlier; returns an invalid state when it is
+    // not ours: another magic or layout version, or a length other than the
+    // one the trusted header's counts give.
     static SharedState adopt(void* open, size_t open_length, const void* trusted,
                              size_t trusted_length);
     // The same state, able to write the trusted block through `trusted_rw`
@@ -242,18 +325,30 @@ public:
 
     bool valid() const { return open_ != nullptr && trusted_ != nullptr; }
     bool writable() const { return trusted_rw_ != nullptr; }
-    SharedBlock* block() const { return open_; }
-    const TrustedBlock* trusted_block() const { return trusted_; }
-    ReplicaSlot& slot(int index) const { return open_->slots[index]; }
-    const TrustedSlot& trusted(int index) const { return trusted_->slots[index]; }
-    TrustedSlot& trusted_rw(int index) const { return trusted_rw_->slots[index]; }
+    const SharedLayout& layout() const { return layout_; }
+    SharedBlock* block() const { return reinterpret_cast<SharedBlock*>(open_); }
+    const TrustedBlock* trusted_block() const { return reinterpret_cast<const TrustedBlock*>(trusted_); }
+    ReplicaSlot& slot(int index) const {
+        return reinterpret_cast<ReplicaSlot*>(open_ + layout_.open_slots)[index];
+    }
+    const TrustedSlot& trusted(int index) const {
+        return reinterpret_cast<const TrustedSlot*>(trusted_ + layout_.trusted_slots)[index];
+    }
+    TrustedSlot& trusted_rw(int index) const {
+        return reinterpret_cast<TrustedSlot*>(trusted_rw_ + layout_.trusted_slots)[index];
+    }
+    ChildRow child_row(int index) const {
+        auto* cells = reinterpret_cast<std::atomic<int32_t>*>(
+            open_ + layout_.open_child_rows + static_cast<size_t>(index) * layout_.child_row_stride);
+        return ChildRow{cells[0], cells + 1};
+    }
     // The member's state for steering (effective_state without the
     // refused-connection mark, which selection weighs on its own).
     ReplicaState state_of(int index) const;
-    std::string nonce() const { return trusted_->header.nonce; }
-    uint32_t config_generation() const { return trusted_->header.config_generation.load(); }
+    std::string nonce() const { return trusted_block()->header.nonce; }
+    uint32_t config_generation() const { return trusted_block()->header.config_generation.load(); }
     void set_config_generation(uint32_t generation) const {
-        trusted_rw_->header.config_generation.store(generation);
+        reinterpret_cast<TrustedBlock*>(trusted_rw_)->header.config_generation.store(generation);
     }
 
     // Binds `key` to a slot for `generation` (writer only): the slot it had
@@ -261,6 +356,18 @@ public:
     // longest ago). A fresh slot starts in `initial_state` with zeroed
     // counters. Returns -1 when every slot is bound in this generation.
     int claim(std::string_view key, uint32_t generation, ReplicaState initial_state) const;
+    struct Claim {
+        std::string key;
+        ReplicaState initial_state;
+    };
+    // claim() for every key, or for none: the members of one replica (its
+    // primary and alternate) get slots together or are left out together.
+    // nullopt when not all of them fit (or a key is empty or too long), and
+    // then nothing changed.
+    std::optional<std::vector<int>> claim_together(const std::vector<Claim>& claims,
+                                                   uint32_t generation) const;
+    // Slots a new key could take now (bound in no generation still running).
+    size_t free_slots() const;
     // Retires slots nobody claimed in `generation` (replicas removed from the
     // configuration). Their counters stay until the slot is reused.
     void retire_unclaimed(uint32_t generation) const;
@@ -274,17 +381,17 @@ public:
     // child killed between the two leaves the aggregate one too high (a
     // drain that waits, bounded by the drain timeout), never too low (a
     // master stopped under a request).
-    void begin_attempt(int slot, int child_row) const {
-        open_->slots[slot].in_flight.fetch_add(1);
-        if (child_row >= 0) {
-            open_->children[child_row].in_flight[slot].fetch_add(1, std::memory_order_relaxed);
+    void begin_attempt(int slot_index, int child_row_index) const {
+        slot(slot_index).in_flight.fetch_add(1);
+        if (child_row_index >= 0) {
+            child_row(child_row_index).in_flight[slot_index].fetch_add(1, std::memory_order_relaxed);
         }
     }
-    void end_attempt(int slot, int child_row) const {
-        if (child_row >= 0) {
-            open_->children[child_row].in_flight[slot].fetch_sub(1, std::memory_order_relaxed);
+    void end_attempt(int slot_index, int child_row_index) const {
+        if (child_row_index >= 0) {
+            child_row(child_row_index).in_flight[slot_index].fetch_sub(1, std::memory_order_relaxed);
         }
-        open_->slots[slot].in_flight.fetch_sub(1);
+        slot(slot_index).in_flight.fetch_sub(1);
     }
     // A free row for the child `pid`, zeroed (whatever a free row held is
     // nobody's); -1 when every row is taken or pid is not a pid.
@@ -310,16 +417,26 @@ public:
     int claim_release(std::string_view symlink_path) const;
     // The release slot of a symlink path, or -1; never creates one.
     int find_release(std::string_view symlink_path) const;
-    ReleaseSlot& release_slot(int index) const { return open_->releases[index]; }
-    const TrustedRelease& trusted_release(int index) const { return trusted_->releases[index]; }
-    TrustedRelease& trusted_release_rw(int index) const { return trusted_rw_->releases[index]; }
+    ReleaseSlot& release_slot(int index) const {
+        return reinterpret_cast<ReleaseSlot*>(open_ + layout_.open_releases)[index];
+    }
+    const TrustedRelease& trusted_release(int index) const {
+        return reinterpret_cast<const TrustedRelease*>(trusted_ + layout_.trusted_releases)[index];
+    }
+    TrustedRelease& trusted_release_rw(int index) const {
+        return reinterpret_cast<TrustedRelease*>(trusted_rw_ + layout_.trusted_releases)[index];
+    }
 
 private:
-    SharedState(SharedBlock* open, const TrustedBlock* trusted, TrustedBlock* trusted_rw)
-        : open_(open), trusted_(trusted), trusted_rw_(trusted_rw) {}
-    SharedBlock* open_ = nullptr;
-    const TrustedBlock* trusted_ = nullptr;
-    TrustedBlock* trusted_rw_ = nullptr;
+    SharedState(char* open, const char* trusted, char* trusted_rw, const SharedLayout& layout)
+        : open_(open), trusted_(trusted), trusted_rw_(trusted_rw), layout_(layout) {}
+    void bind_slot(int index, std::string_view key, uint32_t generation,
+                   ReplicaState initial_state) const;
+    void release_row(const ChildRow& row, Released& out) const;
+    char* open_ = nullptr;
+    const char* trusted_ = nullptr;
+    char* trusted_rw_ = nullptr;
+    SharedLayout layout_;
 };
 
 }  // namespace fpmr

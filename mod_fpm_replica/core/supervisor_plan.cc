@@ -93,7 +93,8 @@ private:
 };
 
 constexpr std::string_view kMagic = "fpm-replica-plan/1";
-constexpr size_t kMaxReplicas = 4096;
+// Every replica has a shared slot of its own, so no plan names more.
+constexpr size_t kMaxReplicas = kMaxSlotCapacity;
 constexpr size_t kMaxWords = 4096;
 
 void put_replica(Writer& w, const ReplicaPlan& r) {
@@ -126,7 +127,7 @@ void put_replica(Writer& w, const ReplicaPlan& r) {
     }
 }
 
-bool get_replica(Reader& r, ReplicaPlan* out) {
+bool get_replica(Reader& r, ReplicaPlan* out, uint32_t slot_count) {
     bool has_health;
     if (!r.get(&out->vhost) || !r.get(&out->supervised) || !r.get(&has_health)) return false;
     if (has_health) {
@@ -152,13 +153,13 @@ bool get_replica(Reader& r, ReplicaPlan* out) {
         return false;
     }
     // Every replica has its primary member; the supervisor indexes shared
-    // slots with these numbers, so they must name one.
+    // slots with these numbers, so they must name one of its blocks'.
     size_t members;
     if (!r.get_count(&members, 2) || members < 1) return false;
     out->members.resize(members);
     for (MemberPlan& m : out->members) {
         if (!r.get(&m.slot) || !r.get(&m.socket) || !r.get(&m.status)) return false;
-        if (m.slot < 0 || static_cast<size_t>(m.slot) >= kMaxSlots) return false;
+        if (m.slot < 0 || static_cast<uint32_t>(m.slot) >= slot_count) return false;
     }
     return true;
 }
@@ -175,7 +176,7 @@ std::string encode_plan(const SupervisorPlan& plan) {
     return w.take();
 }
 
-std::optional<SupervisorPlan> decode_plan(std::string_view bytes) {
+std::optional<SupervisorPlan> decode_plan(std::string_view bytes, uint32_t slot_count) {
     Reader r(bytes);
     std::string magic;
     int64_t generation;
@@ -189,7 +190,7 @@ std::optional<SupervisorPlan> decode_plan(std::string_view bytes) {
     plan.generation = static_cast<uint32_t>(generation);
     plan.replicas.resize(count);
     for (ReplicaPlan& replica : plan.replicas) {
-        if (!get_replica(r, &replica)) return std::nullopt;
+        if (!get_replica(r, &replica, slot_count)) return std::nullopt;
     }
     if (!r.done()) return std::nullopt;
     return plan;
@@ -216,7 +217,7 @@ bool PlanFrames::next(std::optional<SupervisorPlan>* plan) {
         return true;
     }
     if (buffer_.size() - sizeof size < size) return false;
-    *plan = decode_plan(std::string_view(buffer_).substr(sizeof size, size));
+    *plan = decode_plan(std::string_view(buffer_).substr(sizeof size, size), slot_count_);
     buffer_.erase(0, sizeof size + size);
     return true;
 }

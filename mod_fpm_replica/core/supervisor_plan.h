@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config_parse.h"
+#include "shared_state.h"
 #include "supervision.h"
 
 namespace fpmr {
@@ -50,8 +51,11 @@ struct SupervisorPlan {
 };
 
 std::string encode_plan(const SupervisorPlan& plan);
-// nullopt for anything that is not exactly one encoded plan.
-std::optional<SupervisorPlan> decode_plan(std::string_view bytes);
+// nullopt for anything that is not exactly one encoded plan, or one naming a
+// member slot at or above `slot_count` (the receiving blocks' count, or the
+// largest any httpd makes).
+std::optional<SupervisorPlan> decode_plan(std::string_view bytes,
+                                          uint32_t slot_count = kMaxSlotCapacity);
 
 // On the channel from the httpd parent to the supervisor each plan is a
 // frame: its length (4 bytes, host order), then encode_plan's bytes. A
@@ -62,6 +66,8 @@ std::string frame_plan(const SupervisorPlan& plan);
 // The supervisor's end: collects what it reads and hands out whole frames.
 class PlanFrames {
 public:
+    // `slot_count`: the slots of the blocks the plans' members index.
+    explicit PlanFrames(uint32_t slot_count = kMaxSlotCapacity) : slot_count_(slot_count) {}
     void append(const char* data, size_t size) { buffer_.append(data, size); }
     // The next whole frame, decoded (nullopt inside when it does not decode);
     // false while no whole frame is buffered.
@@ -72,6 +78,7 @@ public:
     bool broken() const { return broken_; }
 
 private:
+    uint32_t slot_count_;
     std::string buffer_;
     bool broken_ = false;
 };

@@ -20,11 +20,6 @@
 
 namespace fpmr::glue {
 
-// A replica's balancer members are derived in the core (replica_members.h).
-// glue_state.cc still names the type Member; the alias goes once it uses
-// ReplicaMember.
-using Member = ReplicaMember;
-
 // The replicas one virtual host declared. Owned by the configuration pool
 // (deleted by its cleanup); a vhost without FpmReplica lines inherits the
 // main server's set, pointer and all.
@@ -104,7 +99,8 @@ public:
 
 private:
     void* rw_ = nullptr;
-    SharedState state_ = SharedState::adopt(nullptr, 0, nullptr, 0);
+    size_t length_ = 0;
+    SharedState state_;
 };
 // "app.local:8080": the vhost's name and port, as the status document and log lines show it.
 std::string vhost_label(const server_rec* s);

@@ -25,27 +25,6 @@ bool any_replicas(server_rec* main_server) {
     return false;
 }
 
-// check_config, last (after the MPM's, which settles ServerLimit): a
-// ServerLimit the rows cannot hold is refused at configtest, not found out
-// when the 1025th child counts without a row.
-int check_child_limit(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* s) {
-    try {
-        int hard_limit = 0;
-        if (ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &hard_limit) != APR_SUCCESS) return OK;
-        if (hard_limit > static_cast<int>(kMaxChildRows) && any_replicas(s)) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, FPMRNO(00160)
-                         "ServerLimit %d: mod_fpm_replica keeps the in-flight counts of at most "
-                         "%lu httpd child processes; lower ServerLimit (and raise "
-                         "ThreadsPerChild) or unload the module",
-                         hard_limit, static_cast<unsigned long>(kMaxChildRows));
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-    } catch (...) {
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    return OK;
-}
-
 // child_init: before the child takes any request, so every attempt it runs
 // is counted in its row.
 void claim_row(apr_pool_t*, server_rec* s) {
@@ -55,10 +34,10 @@ void claim_row(apr_pool_t*, server_rec* s) {
         g_child_row = shared.claim_child_row(static_cast<int32_t>(getpid()));
         if (g_child_row < 0 && any_replicas(s)) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, FPMRNO(00161)
-                         "httpd child pid %d found all %lu in-flight rows taken (children of "
+                         "httpd child pid %d found all %u in-flight rows taken (children of "
                          "older generations still running?): its requests are counted, but "
                          "would not be released if it died mid-request",
-                         static_cast<int>(getpid()), static_cast<unsigned long>(kMaxChildRows));
+                         static_cast<int>(getpid()), shared.layout().child_row_count);
         }
     } catch (...) {
     }
@@ -106,7 +85,6 @@ void release_rows_of_gone_children(const SharedState& state, const std::set<pid_
 }
 
 void register_child_count_hooks(apr_pool_t*) {
-    ap_hook_check_config(check_child_limit, nullptr, nullptr, APR_HOOK_LAST);
     // After close_trusted_descriptor (REALLY_FIRST); before any request.
     ap_hook_child_init(claim_row, nullptr, nullptr, APR_HOOK_FIRST);
     ap_hook_child_status(release_exited_child, nullptr, nullptr, APR_HOOK_MIDDLE);

@@ -144,6 +144,18 @@ int create_resolvers(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* ma
             int slot = shared.writable() ? shared.claim_release(release->symlink) : -1;
             if (slot >= 0) {
                 release->resolver->set_error_log_clock(&shared.release_slot(slot).error_logged_us);
+            } else if (shared.writable()) {
+                // Only after a graceful restart that added release symlinks:
+                // a start makes room for twice the configured ones.
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, FPMRNO(00167)
+                             "FpmReplicaRelease %s: the shared memory this httpd made at its "
+                             "start holds %u release symlinks, all taken; requests are still "
+                             "pinned, but until httpd is stopped and started deploy "
+                             "preparation (fpm-replica deploy) is refused for it, a release "
+                             "whose replicas cannot start is waited for instead of answered "
+                             "503 at once, and each httpd child logs a dangling symlink on "
+                             "its own",
+                             release->symlink.c_str(), shared.layout().release_count);
             }
         }
         return OK;

@@ -46,8 +46,10 @@ int max_masters_starting() {
 // before it closed it, and anything it writes is dropped unread.
 class PlanChannel {
 public:
-    PlanChannel(server_rec* s, int fd, pid_t parent) : s_(s), plan_fd_(fd), parent_(parent),
-                                                      parent_uid_(::getuid()) {}
+    // `slot_count`: the slots of the shared blocks, which every member of
+    // a plan must index.
+    PlanChannel(server_rec* s, int fd, pid_t parent, uint32_t slot_count)
+        : s_(s), plan_fd_(fd), parent_(parent), parent_uid_(::getuid()), plan_frames_(slot_count) {}
 
     // The plan for `generation` from the parent; nullopt if none arrives in
     // time. Older or unreadable frames are skipped.
@@ -162,7 +164,7 @@ private:
     HttpdLogSink log(s);
     SupervisorEngine engine(plan, shared, SupervisorWorld{clock, masters, pings, log},
                             SupervisorEngine::Limits{max_masters_starting()});
-    PlanChannel channel(s, plan_fd, parent);
+    PlanChannel channel(s, plan_fd, parent, shared.layout().slot_count);
     uint32_t generation_seen = shared.config_generation();
     engine.adopt_running_masters();
     while (!g_stop_requested) {

@@ -32,9 +32,11 @@ from test_600_helper import setup  # noqa: F401 (fixture)
 FORGERY = os.path.join(harness.BUILD_DIR, "fpmr-forgery")
 
 
-def layout():
-    return json.loads(subprocess.run([FORGERY, "layout"], check=True, capture_output=True,
-                                     text=True).stdout)
+def layout(*counts):
+    """The blocks' magics and header fields; with (slots, child rows,
+    releases), where every field of blocks of those counts is."""
+    return json.loads(subprocess.run([FORGERY, "layout", *map(str, counts)], check=True,
+                                     capture_output=True, text=True).stdout)
 
 
 def httpd_children(httpd):
@@ -89,14 +91,19 @@ class Blocks:
 
     def __init__(self, pid):
         self.pid = pid
-        self.l = layout()
-        self.open = find_mapping(pid, self.l["open"]["magic"], "rw-s")
-        self.trusted = find_mapping(pid, self.l["trusted"]["magic"], "r--s")
+        header = layout()
+        self.open = find_mapping(pid, header["open"]["magic"], "rw-s")
+        self.trusted = find_mapping(pid, header["trusted"]["magic"], "r--s")
+        # The blocks are as large as the configuration made them: their
+        # counts are in the trusted header.
+        self.counts = [struct.unpack("<I", peek(pid, self.trusted + header["trusted"][field], 4))[0]
+                       for field in ("slot_count", "child_row_count", "release_count")]
+        self.l = layout(*self.counts)
 
     def slots_in_use(self):
         t = self.l["trusted"]
         out = {}
-        for i in range(256):
+        for i in range(self.counts[0]):
             base = self.trusted + t["slot0"] + i * t["slot_stride"]
             if struct.unpack("<I", peek(self.pid, base + t["in_use"], 4))[0]:
                 out[i] = c_string(peek(self.pid, base + t["key"], 256))
@@ -104,7 +111,7 @@ class Blocks:
 
     def release_index(self, symlink):
         t = self.l["trusted"]
-        for i in range(64):
+        for i in range(self.counts[2]):
             key = c_string(peek(self.pid, self.trusted + t["release0"] + i * t["release_stride"] +
                                 t["release_key"], 256))
             if key == symlink:

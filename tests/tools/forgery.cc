@@ -2,7 +2,10 @@
 // layouts and encoders so the tests follow them.
 //
 //   fpmr-forgery layout
-//       where the fields of the two shared blocks are (byte offsets, slot
+//       the two blocks' magic numbers and where their headers keep the
+//       counts the blocks were made with, as JSON;
+//   fpmr-forgery layout SLOTS CHILD_ROWS RELEASES
+//       where the fields of blocks of those counts are (byte offsets, slot
 //       strides), as JSON: for writing forged values into an httpd child's
 //       mappings the way hostile code running in that child could;
 //   fpmr-forgery plan FIRST_GEN LAST_GEN SOCKET_DIR MARKER
@@ -45,39 +48,62 @@ int print_plans(long first, long last, const std::string& socket_dir, const std:
     return 0;
 }
 
-int print_layout() {
-    auto open = std::make_unique<SharedBlock>();
-    auto trusted = std::make_unique<TrustedBlock>();
-    const SharedBlock& o = *open;
-    const TrustedBlock& t = *trusted;
-    std::printf("{\"open\": {\"size\": %zu, \"magic\": %u, \"slot0\": %ld, \"slot_stride\": %zu,\n",
-                sizeof(SharedBlock), kSharedMagic, offset_of(o, o.slots[0]), sizeof(ReplicaSlot));
+int print_header_layout() {
+    TrustedHeader t{};
+    std::printf("{\"open\": {\"magic\": %u}, \"trusted\": {\"magic\": %u, \"slot_count\": %ld,"
+                " \"child_row_count\": %ld, \"release_count\": %ld}}\n",
+                kSharedMagic, kTrustedMagic, offset_of(t, t.slot_count), offset_of(t, t.child_row_count),
+                offset_of(t, t.release_count));
+    return 0;
+}
+
+int print_layout(long slots, long child_rows, long releases) {
+    std::optional<SharedLayout> l = SharedLayout::of(static_cast<uint32_t>(slots),
+                                                     static_cast<uint32_t>(child_rows),
+                                                     static_cast<uint32_t>(releases));
+    if (slots <= 0 || child_rows <= 0 || releases <= 0 || !l) {
+        std::fprintf(stderr, "fpmr-forgery: no blocks of these counts\n");
+        return 2;
+    }
+    auto slot = std::make_unique<ReplicaSlot>();
+    auto release = std::make_unique<ReleaseSlot>();
+    auto trusted_slot = std::make_unique<TrustedSlot>();
+    auto trusted_release = std::make_unique<TrustedRelease>();
+    const ReplicaSlot& o = *slot;
+    const ReleaseSlot& r = *release;
+    const TrustedSlot& t = *trusted_slot;
+    const TrustedRelease& tr = *trusted_release;
+    std::printf("{\"open\": {\"size\": %zu, \"magic\": %u, \"slot0\": %zu, \"slot_stride\": %zu,\n",
+                l->open_bytes, kSharedMagic, l->open_slots, sizeof(ReplicaSlot));
     std::printf("  \"in_flight\": %ld, \"restart_requested\": %ld, \"admin_drained\": %ld,\n",
-                offset_of(o.slots[0], o.slots[0].in_flight), offset_of(o.slots[0], o.slots[0].restart_requested),
-                offset_of(o.slots[0], o.slots[0].admin_drained));
-    std::printf("  \"release0\": %ld, \"release_stride\": %zu, \"prepare_requests\": %ld,"
-                " \"requested_seq\": %ld, \"requested\": %ld},\n",
-                offset_of(o, o.releases[0]), sizeof(ReleaseSlot),
-                offset_of(o.releases[0], o.releases[0].prepare_requests),
-                offset_of(o.releases[0], o.releases[0].requested_seq),
-                offset_of(o.releases[0], o.releases[0].requested));
-    std::printf(" \"trusted\": {\"size\": %zu, \"magic\": %u, \"slot0\": %ld, \"slot_stride\": %zu,"
+                offset_of(o, o.in_flight), offset_of(o, o.restart_requested),
+                offset_of(o, o.admin_drained));
+    std::printf("  \"release0\": %zu, \"release_stride\": %zu, \"prepare_requests\": %ld,"
+                " \"requested_seq\": %ld, \"requested\": %ld,\n",
+                l->open_releases, sizeof(ReleaseSlot), offset_of(r, r.prepare_requests),
+                offset_of(r, r.requested_seq), offset_of(r, r.requested));
+    std::printf("  \"child_row0\": %zu, \"child_row_stride\": %zu},\n", l->open_child_rows,
+                l->child_row_stride);
+    std::printf(" \"trusted\": {\"size\": %zu, \"magic\": %u, \"slot0\": %zu, \"slot_stride\": %zu,"
                 " \"pid\": %ld, \"release_seq\": %ld, \"key\": %ld, \"in_use\": %ld,"
-                " \"release0\": %ld, \"release_stride\": %zu, \"release_key\": %ld}}\n",
-                sizeof(TrustedBlock), kTrustedMagic, offset_of(t, t.slots[0]), sizeof(TrustedSlot),
-                offset_of(t.slots[0], t.slots[0].pid), offset_of(t.slots[0], t.slots[0].release_seq),
-                offset_of(t.slots[0], t.slots[0].key), offset_of(t.slots[0], t.slots[0].in_use),
-                offset_of(t, t.releases[0]), sizeof(TrustedRelease),
-                offset_of(t.releases[0], t.releases[0].key));
+                " \"release0\": %zu, \"release_stride\": %zu, \"release_key\": %ld}}\n",
+                l->trusted_bytes, kTrustedMagic, l->trusted_slots, sizeof(TrustedSlot),
+                offset_of(t, t.pid), offset_of(t, t.release_seq), offset_of(t, t.key),
+                offset_of(t, t.in_use), l->trusted_releases, sizeof(TrustedRelease),
+                offset_of(tr, tr.key));
     return 0;
 }
 
 int main(int argc, char** argv) {
     std::string what = argc > 1 ? argv[1] : "";
-    if (what == "layout" && argc == 2) return print_layout();
+    if (what == "layout" && argc == 2) return print_header_layout();
+    if (what == "layout" && argc == 5) {
+        return print_layout(std::atol(argv[2]), std::atol(argv[3]), std::atol(argv[4]));
+    }
     if (what == "plan" && argc == 6) {
         return print_plans(std::atol(argv[2]), std::atol(argv[3]), argv[4], argv[5]);
     }
-    std::fprintf(stderr, "usage: fpmr-forgery layout | plan FIRST_GEN LAST_GEN SOCKET_DIR MARKER\n");
+    std::fprintf(stderr, "usage: fpmr-forgery layout [SLOTS CHILD_ROWS RELEASES] | plan FIRST_GEN LAST_GEN "
+                         "SOCKET_DIR MARKER\n");
     return 2;
 }

@@ -5,20 +5,14 @@
 #include <memory>
 
 #include "status_model.h"
+#include "test_blocks.h"
 #include "status_render.h"
 
 using namespace fpmr;
 
 namespace {
 
-struct Memory {
-    std::unique_ptr<unsigned char[]> open{new unsigned char[SharedState::bytes_needed()]};
-    std::unique_ptr<unsigned char[]> trusted{new unsigned char[SharedState::trusted_bytes_needed()]};
-    SharedState format() {
-        return SharedState::format(open.get(), SharedState::bytes_needed(), trusted.get(),
-                                   SharedState::trusted_bytes_needed(), "cafe");
-    }
-};
+using Memory = fpmr::testing::TestBlocks;
 
 ReplicaSpec spec_of(const std::vector<std::string>& args) {
     std::string error;
@@ -34,7 +28,7 @@ struct Vhost {
                                       spec_of({"b", "tcp:127.0.0.1:9000"})};
     std::vector<ReplicaMember> members;
     Memory memory;
-    SharedState shared = memory.format();
+    SharedState shared = memory.format("cafe");
 
     Vhost() {
         for (size_t i = 0; i < replicas.size(); ++i) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "supervisor_engine.h"
+#include "test_blocks.h"
 
 using namespace fpmr;
 
@@ -168,11 +169,8 @@ struct FakeLog : LogSink {
 
 // The shared blocks, in heap memory, with slots claimed as the httpd parent
 // claims them.
-struct Blocks {
-    std::unique_ptr<unsigned char[]> open{new unsigned char[SharedState::bytes_needed()]};
-    std::unique_ptr<unsigned char[]> trusted{new unsigned char[SharedState::trusted_bytes_needed()]};
-    SharedState state = SharedState::format(open.get(), SharedState::bytes_needed(), trusted.get(),
-                                            SharedState::trusted_bytes_needed(), "nonce");
+struct Blocks : testing::TestBlocks {
+    SharedState state = format("nonce");
 };
 
 SocketSpec unix_socket(const std::string& path) {

@@ -167,8 +167,18 @@ TEST_CASE("a plan naming no slot or a slot outside the shared block is refused",
     plan.replicas.push_back(replica("app.test:80", "a", 0));
     REQUIRE(decode_plan(encode_plan(plan)));
     SupervisorPlan bad = plan;
-    bad.replicas[0].members[1].slot = static_cast<int>(kMaxSlots);
+    bad.replicas[0].members[1].slot = static_cast<int>(kMaxSlotCapacity);
     CHECK_FALSE(decode_plan(encode_plan(bad)));
+    // Against the receiver's blocks: a slot they do not have is refused.
+    bad.replicas[0].members[1].slot = 300;
+    CHECK(decode_plan(encode_plan(bad)));
+    CHECK(decode_plan(encode_plan(bad), 301));
+    CHECK_FALSE(decode_plan(encode_plan(bad), 300));
+    PlanFrames frames(300);
+    frames.append(frame_plan(bad).data(), frame_plan(bad).size());
+    std::optional<SupervisorPlan> received;
+    REQUIRE(frames.next(&received));
+    CHECK_FALSE(received);
     bad.replicas[0].members[1].slot = -1;
     CHECK_FALSE(decode_plan(encode_plan(bad)));
     bad = plan;
