@@ -10,8 +10,10 @@ import harness
 from vhosts import VhostConfig
 
 
-def ondemand_fpm_conf(root):
-    """The supervised php-fpm configuration with `pm = ondemand`."""
+def ondemand_fpm_conf(root, status_sockets=True):
+    """The supervised php-fpm configuration with `pm = ondemand`; without
+    `status_sockets` for replicas that have no status= socket (php-fpm
+    refuses an empty pm.status_listen)."""
     with open(harness.FPM_SUPERVISED_CONF) as f:
         lines = f.read().splitlines()
     out = []
@@ -20,9 +22,12 @@ def ondemand_fpm_conf(root):
             out += ["pm = ondemand", "pm.process_idle_timeout = 10s"]
         elif line.startswith("pm.max_children"):
             out.append("pm.max_children = 2")
+        elif line.startswith("pm.status_listen") and not status_sockets:
+            continue
         else:
             out.append(line)
-    path = os.path.join(root, "conf", "fpm-ondemand.conf")
+    path = os.path.join(root, "conf", "fpm-ondemand.conf" if status_sockets else
+                        "fpm-ondemand-no-status.conf")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
     return path

@@ -1,8 +1,7 @@
-"""Hundreds of sites on one httpd (issue 12, item 6): the shared memory is
-sized from the configuration when httpd starts, so a host with more than the
-old 64 supervised sites (256 balancer members) starts and answers on every
-vhost; a configuration whose memory could never be made is refused at
-configtest with one line; and a graceful restart that brings more replicas
+"""Hundreds of sites on one httpd: the shared memory is sized from the
+configuration when httpd starts (300 sites start, answer and roll:
+test_875_many_sites.py); a configuration whose memory could never be made
+is refused at configtest with one line; and a graceful restart that brings more replicas
 than the running httpd has room for leaves those out with one line per vhost
 (stop and start makes room) instead of stopping every site."""
 
@@ -11,41 +10,9 @@ import re
 import time
 
 import harness
+import many_sites
 from releases import make_release
-from vhosts import HANDLERS
-
-SITES = 150          # x 2 supervised replicas x 2 members = 600 members (old limit: 256)
-START_LIMIT_S = 180  # every master ready (2 cores, shared with other tests)
-
-ONDEMAND_CONF = """; Supervised replicas kept cheap for many sites: no worker until a request.
-[global]
-pid = ${FPM_REPLICA_LISTEN}.pid
-error_log = ${FPM_REPLICA_LISTEN}.log
-daemonize = no
-process_control_timeout = 10s
-
-[app]
-user = www-data
-group = www-data
-listen = ${FPM_REPLICA_LISTEN}
-listen.owner = www-data
-listen.group = www-data
-listen.mode = 0660
-pm = ondemand
-pm.max_children = 2
-pm.process_idle_timeout = 5s
-ping.path = /ping
-ping.response = pong
-security.limit_extensions = .php
-env[FPM_REPLICA_NAME] = ${FPM_REPLICA_NAME}
-"""
-
-
-def write_ondemand_conf(httpd):
-    path = os.path.join(httpd.root, "conf", "fpm-ondemand.conf")
-    with open(path, "w") as f:
-        f.write(ONDEMAND_CONF)
-    return path
+from vhosts import VhostConfig
 
 
 def site_vhost(httpd, name, replicas, spawn_conf=None, sockets=None, app=None):
@@ -70,17 +37,18 @@ def site_vhost(httpd, name, replicas, spawn_conf=None, sockets=None, app=None):
         sock = sockets[replica] if sockets else os.path.join(
             httpd.root, "run", f"{name.split('.')[0]}-{replica}.sock")
         lines.append(f"    FpmReplica {replica} unix:{sock}")
-    lines += ["    " + line for line in HANDLERS]
+    lines += ["    " + line for line in VhostConfig(httpd).handlers().text().splitlines()]
     lines.append("</VirtualHost>")
     return "\n".join(lines)
 
 
-def write_sites(httpd, vhosts, extra_main=""):
+def write_sites(httpd, vhosts, extra_main="", server_limit=4):
     """httpd's configuration with these complete vhosts and the htdocs
     directory they share."""
     main = "\n".join([f"<Directory {httpd.root}/htdocs>", "    Require all granted",
                       "</Directory>", extra_main])
-    httpd.write_config("\n".join(vhosts), extra_main=main, own_vhost=False)
+    httpd.write_config("\n".join(vhosts), extra_main=main, own_vhost=False,
+                       server_limit=server_limit)
 
 
 def get(httpd, host, path, timeout=10):
@@ -102,53 +70,12 @@ def tag_lines(httpd, tag):
     return [line for line in httpd.read_log().splitlines() if f"{tag}:" in line]
 
 
-def test_150_supervised_sites_start_and_each_answers(httpd):
-    conf = write_ondemand_conf(httpd)
-    hosts = [f"site{i}.test" for i in range(SITES)]
-    write_sites(httpd, [site_vhost(httpd, host, ("a", "b"), spawn_conf=conf) for host in hosts])
-    assert httpd.configtest().returncode == 0
-    t0 = time.monotonic()
-    httpd.start()
-    try:
-        pending = list(hosts)
-        deadline = t0 + START_LIMIT_S
-        while pending:
-            assert time.monotonic() < deadline, \
-                f"{len(pending)} of {SITES} sites not ready after {START_LIMIT_S}s: {pending[:5]}"
-            pending = [host for host in pending if not ready(httpd, host)]
-            if pending:
-                time.sleep(0.5)
-        started = time.monotonic() - t0
-        # Every site answers from its own replicas (php-fpm names them a and b).
-        for host in hosts:
-            r = get(httpd, host, "/fast.php")
-            assert r.status == 200, (host, r.status, r.text)
-            assert re.match(r"fast replica=[ab] ", r.text), (host, r.text)
-        masters = len(httpd.replica_pids)
-        print(f"{SITES} sites: {masters} masters ready in {started:.1f}s")
-        assert masters == 2 * SITES
-        created = tag_lines(httpd, "FPMR00168")
-        assert len(created) == 1, created
-        # Room for twice the 600 members, the 2 x 4 + 16 rows of the event MPM's
-        # ServerLimit 4 (the minimum of 64), and no release symlink (the minimum of 64).
-        assert "for 1200 replica members (600 configured)" in created[0], created[0]
-        assert "and 64 httpd children" in created[0], created[0]
-    finally:
-        t1 = time.monotonic()
-        httpd.stop(timeout=60)
-        stopped = time.monotonic() - t1
-    gone = harness.wait_for(lambda: not any(harness.pid_alive(p) for p in httpd.replica_pids),
-                            30, what="every master stopped with httpd")
-    assert gone
-    print(f"stopped in {stopped:.1f}s")
-
-
 def test_a_graceful_restart_beyond_the_memory_leaves_out_what_does_not_fit(httpd):
     """Started with one supervised site, the blocks hold 256 members. A
     graceful restart to a configuration of 261 keeps httpd and every running
     site up, binds what fits in configuration order, leaves out the rest
     with one line per vhost, and a stop and start makes room for all."""
-    conf = write_ondemand_conf(httpd)
+    conf = many_sites.ondemand_fpm_conf(httpd.root, status_sockets=False)
     shared_a = httpd.start_fpm("fill-a", workers=2)
     shared_b = httpd.start_fpm("fill-b", workers=2)
     fill_sockets = {"a": shared_a.listen, "b": shared_b.listen}
@@ -247,12 +174,9 @@ def test_memory_that_could_never_be_made_is_refused_at_configtest(httpd):
     vhosts = [site_vhost(httpd, f"v{i}.test", [f"r{j}" for j in range(32)], spawn_conf="/nonexistent")
               for i in range(32)]
     write_sites(httpd, vhosts)
-    with open(httpd.conf_path) as f:
-        conf = f.read()
     r = httpd.configtest()
     assert r.returncode == 0, r.stderr  # ServerLimit 4: a few MiB
-    with open(httpd.conf_path, "w") as f:
-        f.write(conf.replace("ServerLimit 4", "ServerLimit 20000"))
+    write_sites(httpd, vhosts, server_limit=20000)
     r = httpd.configtest()
     assert r.returncode != 0
     lines = [line for line in r.stderr.splitlines() if "FPMR" in line]
