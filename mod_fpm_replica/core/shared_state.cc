@@ -236,6 +236,19 @@ std::optional<SharedLayout> layout_for(const SharedDemand& demand) {
                             static_cast<uint32_t>(std::max<size_t>(demand.releases, 1)));
 }
 
+namespace {
+
+// The fields both blocks' headers share.
+void stamp_header(BlockHeader& header, uint32_t magic, const SharedLayout& l) {
+    header.magic = magic;
+    header.layout_version = kLayoutVersion;
+    header.slot_count = l.slot_count;
+    header.child_row_count = l.child_row_count;
+    header.release_count = l.release_count;
+}
+
+}  // namespace
+
 SharedState SharedState::format(void* open, size_t open_length, void* trusted, size_t trusted_length,
                                  const SharedLayout& layout, std::string_view nonce_hex) {
     std::optional<SharedLayout> checked =
@@ -252,17 +265,9 @@ SharedState SharedState::format(void* open, size_t open_length, void* trusted, s
     auto* open_bytes = static_cast<char*>(open);
     auto* trusted_bytes = static_cast<char*>(trusted);
     auto* block = new (open) SharedBlock();
-    block->header.magic = kSharedMagic;
-    block->header.layout_version = kLayoutVersion;
-    block->header.slot_count = l.slot_count;
-    block->header.child_row_count = l.child_row_count;
-    block->header.release_count = l.release_count;
+    stamp_header(block->header, kSharedMagic, l);
     auto* tb = new (trusted) TrustedBlock();
-    tb->header.magic = kTrustedMagic;
-    tb->header.layout_version = kLayoutVersion;
-    tb->header.slot_count = l.slot_count;
-    tb->header.child_row_count = l.child_row_count;
-    tb->header.release_count = l.release_count;
+    stamp_header(tb->header, kTrustedMagic, l);
     for (uint32_t i = 0; i < l.slot_count; ++i) {
         new (open_bytes + l.open_slots + i * sizeof(ReplicaSlot)) ReplicaSlot();
         new (trusted_bytes + l.trusted_slots + i * sizeof(TrustedSlot)) TrustedSlot();
@@ -445,12 +450,7 @@ int SharedState::claim_release(std::string_view symlink_path) const {
 
 void SharedState::stamp_open_header() const {
     if (!writable()) return;
-    SharedHeader& h = block()->header;
-    h.magic = kSharedMagic;
-    h.layout_version = kLayoutVersion;
-    h.slot_count = layout_.slot_count;
-    h.child_row_count = layout_.child_row_count;
-    h.release_count = layout_.release_count;
+    stamp_header(block()->header, kSharedMagic, layout_);
 }
 
 void SharedState::reset_in_flight() const {

@@ -181,23 +181,20 @@ struct ChildRow {
 
 // The counts the blocks were made with are in both headers; the trusted
 // header's are the ones believed (children can write the open one).
-struct SharedHeader {
+struct BlockHeader {
     uint32_t magic;
     uint32_t layout_version;
     uint32_t slot_count;
     uint32_t child_row_count;
     uint32_t release_count;
     uint32_t reserved;
+};
+
+struct SharedHeader : BlockHeader {
     std::atomic<uint64_t> pick_sequence;  // source of ReplicaSlot::last_pick
 };
 
-struct TrustedHeader {
-    uint32_t magic;
-    uint32_t layout_version;
-    uint32_t slot_count;
-    uint32_t child_row_count;
-    uint32_t release_count;
-    uint32_t reserved;
+struct TrustedHeader : BlockHeader {
     char nonce[kNonceLength + 1];             // random per httpd start; guards POST on the status handler
     std::atomic<uint32_t> config_generation;  // httpd's generation: bumped at every restart
 };
@@ -328,14 +325,12 @@ public:
     const SharedLayout& layout() const { return layout_; }
     SharedBlock* block() const { return reinterpret_cast<SharedBlock*>(open_); }
     const TrustedBlock* trusted_block() const { return reinterpret_cast<const TrustedBlock*>(trusted_); }
-    ReplicaSlot& slot(int index) const {
-        return reinterpret_cast<ReplicaSlot*>(open_ + layout_.open_slots)[index];
-    }
+    ReplicaSlot& slot(int index) const { return element<ReplicaSlot>(open_, layout_.open_slots, index); }
     const TrustedSlot& trusted(int index) const {
-        return reinterpret_cast<const TrustedSlot*>(trusted_ + layout_.trusted_slots)[index];
+        return element<const TrustedSlot>(trusted_, layout_.trusted_slots, index);
     }
     TrustedSlot& trusted_rw(int index) const {
-        return reinterpret_cast<TrustedSlot*>(trusted_rw_ + layout_.trusted_slots)[index];
+        return element<TrustedSlot>(trusted_rw_, layout_.trusted_slots, index);
     }
     ChildRow child_row(int index) const {
         auto* cells = reinterpret_cast<std::atomic<int32_t>*>(
@@ -418,16 +413,21 @@ public:
     // The release slot of a symlink path, or -1; never creates one.
     int find_release(std::string_view symlink_path) const;
     ReleaseSlot& release_slot(int index) const {
-        return reinterpret_cast<ReleaseSlot*>(open_ + layout_.open_releases)[index];
+        return element<ReleaseSlot>(open_, layout_.open_releases, index);
     }
     const TrustedRelease& trusted_release(int index) const {
-        return reinterpret_cast<const TrustedRelease*>(trusted_ + layout_.trusted_releases)[index];
+        return element<const TrustedRelease>(trusted_, layout_.trusted_releases, index);
     }
     TrustedRelease& trusted_release_rw(int index) const {
-        return reinterpret_cast<TrustedRelease*>(trusted_rw_ + layout_.trusted_releases)[index];
+        return element<TrustedRelease>(trusted_rw_, layout_.trusted_releases, index);
     }
 
 private:
+    // Element `index` of the array of T at `offset` in a block.
+    template <class T, class Byte>
+    static T& element(Byte* block, size_t offset, int index) {
+        return reinterpret_cast<T*>(block + offset)[index];
+    }
     SharedState(char* open, const char* trusted, char* trusted_rw, const SharedLayout& layout)
         : open_(open), trusted_(trusted), trusted_rw_(trusted_rw), layout_(layout) {}
     void bind_slot(int index, std::string_view key, uint32_t generation,
