@@ -20,6 +20,9 @@
 
 namespace fpmr::glue {
 
+// The name our lbmethod is registered under and the balancers we declare use.
+constexpr const char* kLbMethodName = "fpm_replica";
+
 // The replicas one virtual host declared. Owned by the configuration pool
 // (deleted by its cleanup); a vhost without FpmReplica lines inherits the
 // main server's set, pointer and all.

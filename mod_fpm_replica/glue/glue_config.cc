@@ -20,7 +20,6 @@ namespace fpmr::glue {
 namespace {
 
 // Name of our lbmethod provider (ProxySet lbmethod=fpm_replica).
-constexpr const char* kLbMethodName = "fpm_replica";
 
 struct ModuleNeed {
     const char* source_name;  // as ap_find_linked_module knows it
@@ -53,13 +52,11 @@ std::string vhost_id(const server_rec* s) {
     std::string where = s->is_virtual ? std::string(s->defn_name ? s->defn_name : "?") + ":" +
                                             std::to_string(s->defn_line_number)
                                       : std::string("main");
-    uint32_t hash = 2166136261u;  // FNV-1a
-    for (unsigned char c : where) {
-        hash ^= c;
-        hash *= 16777619u;
-    }
+    // The one text hash (shared_state.h), folded to 32 bits: worker names
+    // stay short (mod_proxy bounds them).
+    uint64_t hash = text_hash(where);
     char buf[16];
-    std::snprintf(buf, sizeof buf, "%08x", hash);
+    std::snprintf(buf, sizeof buf, "%08x", static_cast<uint32_t>(hash ^ (hash >> 32)));
     return std::string("fpmr-") + buf;
 }
 

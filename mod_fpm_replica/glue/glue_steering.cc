@@ -133,7 +133,7 @@ apr_status_t lb_reset(proxy_balancer*, server_rec*) { return APR_SUCCESS; }
 apr_status_t lb_age(proxy_balancer*, server_rec*) { return APR_SUCCESS; }
 
 const proxy_balancer_method fpm_replica_lbmethod = {
-    "fpm_replica", find_replica, nullptr, lb_reset, lb_age, nullptr,
+    kLbMethodName, find_replica, nullptr, lb_reset, lb_age, nullptr,
 };
 
 // mod_proxy's request_status hook: the proxy handler is done with the
@@ -225,7 +225,7 @@ void finish_attempt(RequestState* st, request_rec* r, bool failed) {
 }
 
 void register_steering_hooks(apr_pool_t* p) {
-    ap_register_provider(p, PROXY_LBMETHOD, "fpm_replica", "0", &fpm_replica_lbmethod);
+    ap_register_provider(p, PROXY_LBMETHOD, kLbMethodName, "0", &fpm_replica_lbmethod);
     // After mod_proxy registered its optional functions (it does so in its
     // own register_hooks, so any post_config can retrieve them).
     ap_hook_post_config(retrieve_proxy_functions, nullptr, nullptr, APR_HOOK_MIDDLE);
