@@ -153,6 +153,7 @@ void register_supervisor_hooks(apr_pool_t* p);
 void register_probe_hooks(apr_pool_t* p);
 void register_control_guard_hooks(apr_pool_t* p);
 void register_child_count_hooks(apr_pool_t* p);
+void register_graceful_wakeup_hooks();
 
 // A FastCGI GET of `path` on `spec`; true on any complete answer within the
 // timeout (the readiness test, the health checks, the probe lane).

@@ -42,6 +42,7 @@ void register_hooks(apr_pool_t* p) {
     fpmr::glue::register_supervisor_hooks(p);
     fpmr::glue::register_probe_hooks(p);
     fpmr::glue::register_control_guard_hooks(p);
+    fpmr::glue::register_graceful_wakeup_hooks();
     fpmr::glue::register_child_count_hooks(p);
 }
 
