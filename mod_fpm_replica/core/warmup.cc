@@ -136,6 +136,10 @@ std::optional<CompileResult> parse_compile_answer(std::string_view body) {
             skipped = true;
         } else if (key == "errors") {
             result.errors = value;
+        } else if (key == "uncached") {
+            result.uncached = value;
+        } else if (key == "warnings") {
+            result.warnings = value;
         } else if (key == "elapsed_ms") {
             result.elapsed_ms = value;
         } else if (key == "timed_out") {

@@ -65,13 +65,17 @@ FcgiRequest warmup_compile_request(const std::string& script_path,
                                    const std::vector<std::string>& scripts, int64_t deadline_ms,
                                    size_t* included = nullptr);
 
-// The answer of `compile`: "compiled N skipped M errors E elapsed_ms T
-// timed_out 0|1" (one line). compiled and skipped must be there; the others
+// The answer of `compile`: "compiled N skipped M errors E uncached U
+// warnings W elapsed_ms T timed_out 0|1" (one line). compiled and skipped must be there; the others
 // are 0 when missing (an older script); unknown words are ignored.
 struct CompileResult {
     int64_t compiled = 0;
     int64_t skipped = 0;    // not there, not a readable regular .php file, outside open_basedir
     int64_t errors = 0;     // opcache_compile_file failed (a syntax error, for one)
+    // Compiled but not in the cache after: younger than
+    // opcache.file_update_protection (2 s by default), a full cache, the blacklist.
+    int64_t uncached = 0;
+    int64_t warnings = 0;   // PHP warnings while it worked (in the pool's log, not the answer)
     int64_t elapsed_ms = 0;
     bool timed_out = false; // the deadline came first: the rest was skipped
 };

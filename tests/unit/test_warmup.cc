@@ -95,8 +95,11 @@ TEST_CASE("the list and compile requests of the warm-up script", "[warmup]") {
 }
 
 TEST_CASE("the compile answer", "[warmup]") {
-    auto r = parse_compile_answer("compiled 412 skipped 3 errors 1 elapsed_ms 87 timed_out 0\n");
+    auto r = parse_compile_answer(
+        "compiled 412 skipped 3 errors 1 uncached 4 warnings 2 elapsed_ms 87 timed_out 0\n");
     REQUIRE(r);
+    CHECK(r->uncached == 4);
+    CHECK(r->warnings == 2);
     CHECK(r->compiled == 412);
     CHECK(r->skipped == 3);
     CHECK(r->errors == 1);
