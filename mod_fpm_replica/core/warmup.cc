@@ -7,10 +7,11 @@ namespace fpmr {
 
 namespace {
 
-// Absolute, no NUL, no "." or ".." component.
+// Absolute, no NUL or line break (a compile request is one path a line),
+// no "." or ".." component.
 bool acceptable_path(std::string_view path) {
     if (path.empty() || path[0] != '/' || path.size() > kMaxScriptPathLength) return false;
-    if (path.find('\0') != std::string_view::npos) return false;
+    if (path.find_first_of(std::string_view("\0\r\n", 3)) != std::string_view::npos) return false;
     for (size_t at = 1; at <= path.size();) {
         size_t slash = path.find('/', at);
         if (slash == std::string_view::npos) slash = path.size();

@@ -25,6 +25,7 @@ TEST_CASE("a script list keeps absolute plain paths and counts the rest", "[warm
     CHECK_FALSE(l.truncated);
     CHECK(parse_script_list("").scripts.empty());
     CHECK(parse_script_list("/..\n/.\n").rejected == 2);
+    CHECK(parse_script_list("/a\rb.php\n").rejected == 1);
 }
 
 TEST_CASE("a script list stops at the most scripts a working set holds", "[warmup]") {
@@ -58,6 +59,8 @@ TEST_CASE("realpath mode maps the old release's scripts into the new release", "
     CHECK(map_working_set(cached, "/srv/app/releases/r1", "", "").empty());
     CHECK(map_working_set(cached, "/", "/srv/app/releases/r2", "").empty());
     CHECK(map_working_set(cached, "/srv/app/releases/r1", "/srv/x/../y", "").empty());
+    // A line break would split one path into two lines of a compile request.
+    CHECK(map_working_set(cached, "/srv/app/releases/r1", "/srv/app/r2\n/etc", "").empty());
 }
 
 TEST_CASE("namespace mode keeps the scripts under the stable path", "[warmup]") {
