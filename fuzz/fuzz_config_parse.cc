@@ -1,5 +1,5 @@
 // Directive arguments as an operator (or a hostile .conf include) writes
-// them: socket specs, replica lines, durations, health-check options and the
+// them: socket specs, replica lines, durations, health-check and warm-up options and the
 // FpmReplicaSpawn command line. The whole input is one argument; its lines
 // are the words of a multi-word directive.
 #include <string>
@@ -66,6 +66,22 @@ void check_health(const std::vector<std::string>& words) {
     }
 }
 
+void check_warmup(const std::vector<std::string>& words) {
+    std::string error;
+    auto warmup = parse_warmup(words, &error);
+    if (!warmup) {
+        if (error.empty()) violated("parse_warmup refused without a reason");
+        return;
+    }
+    if (warmup->timeout_us < 100000 || warmup->timeout_us > 600LL * 1000000 ||
+        warmup->script.empty() || warmup->script[0] != '/' || warmup->urls.size() > kMaxWarmupUrls) {
+        violated("parse_warmup accepted values out of range");
+    }
+    for (const std::string& url : warmup->urls) {
+        if (url.empty() || url[0] != '/') violated("parse_warmup accepted a URL path not starting with '/'");
+    }
+}
+
 void check_command(const std::string& text) {
     std::string error;
     auto words = split_command(text, &error);
@@ -83,6 +99,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)is_valid_replica_name(text);
     check_replica(words);
     check_health(words);
+    check_warmup(words);
     check_command(text);
     return 0;
 }

@@ -32,5 +32,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             violated("a malformed prefix became well-formed");
         }
     }
+    // The client feeds the reader as the bytes arrive: in any pieces, it
+    // must reach the whole parse's verdict and output.
+    for (size_t piece : {size_t{1}, size_t{7}, size_t{4096}}) {
+        FcgiReplyReader reader;
+        for (size_t at = 0; at < bytes.size(); at += piece) {
+            reader.feed(std::string_view(bytes).substr(at, piece));
+        }
+        if (reader.status() != whole.status || reader.output() != whole.output) {
+            violated("the reader fed in pieces differs from the whole parse");
+        }
+    }
+    (void)fcgi_output_body(whole.output);
     return 0;
 }

@@ -302,4 +302,77 @@ std::optional<HealthCheckSpec> parse_health_check(const std::vector<std::string>
     return spec;
 }
 
+std::optional<WarmupSpec> parse_warmup(const std::vector<std::string>& args,
+                                       std::string* error) {
+    WarmupSpec spec;
+    if (args.size() == 1 && args[0] == "off") {
+        spec.enabled = false;
+        return spec;
+    }
+    bool timeout_given = false, script_given = false;
+    for (const auto& word : args) {
+        if (word == "off") {
+            *error = "'off' must be the only argument";
+            return std::nullopt;
+        }
+        if (!word.empty() && word[0] == '/') {
+            // A URL path requested through the new master: one word of
+            // printable characters, no fragment.
+            bool printable = true;
+            for (unsigned char c : word) printable = printable && c > 0x20 && c < 0x7f;
+            if (!printable || word.find('#') != std::string::npos) {
+                *error = "'" + word + "' must be a URL path such as /index.php";
+                return std::nullopt;
+            }
+            if (spec.urls.size() == kMaxWarmupUrls) {
+                *error = "more than " + std::to_string(kMaxWarmupUrls) + " URL paths";
+                return std::nullopt;
+            }
+            spec.urls.push_back(word);
+            continue;
+        }
+        size_t eq = word.find('=');
+        std::string key = eq == std::string::npos ? word : word.substr(0, eq);
+        std::string value = eq == std::string::npos ? "" : word.substr(eq + 1);
+        if (key == "timeout" && eq != std::string::npos) {
+            if (timeout_given) {
+                *error = "timeout= given twice";
+                return std::nullopt;
+            }
+            auto us = parse_duration_us(value, error);
+            if (!us) return std::nullopt;
+            if (*us < 100000 || *us > 600LL * 1000000) {
+                *error = "timeout=" + value + " must be between 100ms and 10m";
+                return std::nullopt;
+            }
+            spec.timeout_us = *us;
+            timeout_given = true;
+        } else if (key == "script" && eq != std::string::npos) {
+            if (script_given) {
+                *error = "script= given twice";
+                return std::nullopt;
+            }
+            // php-fpm runs it as SCRIPT_FILENAME: an absolute, plain path
+            // of a .php file (security.limit_extensions).
+            bool plain = value.size() > 5 && value.size() <= 4096 && value[0] == '/' &&
+                         value.compare(value.size() - 4, 4, ".php") == 0 &&
+                         value.find("/./") == std::string::npos &&
+                         value.find("/../") == std::string::npos &&
+                         value.find("//") == std::string::npos;
+            for (unsigned char c : value) plain = plain && c > 0x20 && c < 0x7f;
+            if (!plain) {
+                *error = "script=" + value +
+                         " must be the absolute path of a .php file, without '.' or '..' components";
+                return std::nullopt;
+            }
+            spec.script = value;
+            script_given = true;
+        } else {
+            *error = "unknown argument '" + word + "' (timeout=, script=, URL paths starting with '/', or off)";
+            return std::nullopt;
+        }
+    }
+    return spec;
+}
+
 }  // namespace fpmr

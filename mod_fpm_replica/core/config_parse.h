@@ -85,4 +85,25 @@ struct HealthCheckSpec {
 std::optional<HealthCheckSpec> parse_health_check(const std::vector<std::string>& args,
                                                   std::string* error);
 
+// The warm-up script the package installs (share/warmup.php).
+constexpr const char* kDefaultWarmupScript = "/usr/share/fpm-replica/warmup.php";
+// URL paths of one FpmReplicaWarmup: each is one request before ready.
+constexpr size_t kMaxWarmupUrls = 32;
+
+// FpmReplicaWarmup [timeout=DURATION] [script=PATH] [URL-PATH ...], or
+// FpmReplicaWarmup off. Without the directive warm-up is on with these
+// defaults (SPEC): a default-constructed spec is what the supervisor uses.
+struct WarmupSpec {
+    bool enabled = true;
+    int64_t timeout_us = 10 * 1000000LL;  // the whole warm-up: list, compile, URL paths
+    std::string script = kDefaultWarmupScript;  // absolute path of a .php file php-fpm may run
+    std::vector<std::string> urls;        // absolute URL paths, in the order given
+
+    bool operator==(const WarmupSpec& o) const {
+        return enabled == o.enabled && timeout_us == o.timeout_us && script == o.script &&
+               urls == o.urls;
+    }
+};
+std::optional<WarmupSpec> parse_warmup(const std::vector<std::string>& args, std::string* error);
+
 }  // namespace fpmr

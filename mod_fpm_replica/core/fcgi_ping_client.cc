@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 #include "fcgi_ping.h"
 
@@ -15,7 +16,17 @@ namespace fpmr {
 
 FcgiPingClient::FcgiPingClient(const SocketSpec& socket, const std::string& path,
                                int64_t deadline_us)
-    : request_(fcgi_ping_request(path)), deadline_us_(deadline_us) {
+    : request_(fcgi_ping_request(path)), max_reply_bytes_(kMaxReplyBytes), deadline_us_(deadline_us) {
+    connect_to(socket);
+}
+
+FcgiPingClient::FcgiPingClient(const SocketSpec& socket, const FcgiRequest& request,
+                               int64_t deadline_us, size_t max_reply_bytes)
+    : request_(fcgi_request(request)), max_reply_bytes_(max_reply_bytes), deadline_us_(deadline_us) {
+    connect_to(socket);
+}
+
+void FcgiPingClient::connect_to(const SocketSpec& socket) {
     int rc = -1;
     if (socket.kind == SocketSpec::Kind::Unix) {
         fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -88,27 +99,44 @@ FcgiPingClient::Result FcgiPingClient::advance(int64_t now_us, int wait_ms) {
         return Result::Pending;
     }
     if (sent_ < request_.size()) {
-        ssize_t n = ::send(fd_, request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
-        if (n <= 0) return n < 0 && errno == EAGAIN ? Result::Pending : finish(Result::Failed);
-        sent_ += static_cast<size_t>(n);
+        // As much as the socket takes now: a compile request's body is
+        // megabytes, and the supervisor advances each client once a turn.
+        while (sent_ < request_.size()) {
+            ssize_t n = ::send(fd_, request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
+            if (n < 0 && errno == EAGAIN) break;
+            if (n <= 0) return finish(Result::Failed);
+            sent_ += static_cast<size_t>(n);
+        }
         return Result::Pending;
     }
-    char buffer[4096];
-    ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-    if (n < 0 && errno == EAGAIN) return Result::Pending;
-    if (n <= 0) return finish(Result::Failed);
-    received_.append(buffer, static_cast<size_t>(n));
-    FcgiReply reply = parse_fcgi_reply(received_);
-    switch (reply.status) {
-        case FcgiReply::Status::Incomplete:
-            if (received_.size() > kMaxReplyBytes) break;
-            return Result::Pending;
-        case FcgiReply::Status::Complete:
-            http_status_ = reply.http_status;
-            return finish(Result::Answered);
-        case FcgiReply::Status::Malformed: break;
+    return receive();
+}
+
+// Reads what the socket has now, in one turn up to a bounded amount (so one
+// large answer does not hold the supervisor's other work up for long).
+FcgiPingClient::Result FcgiPingClient::receive() {
+    constexpr size_t kReadPerTurn = 1024 * 1024;
+    char buffer[16384];
+    for (size_t read_now = 0; read_now < kReadPerTurn;) {
+        ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+        if (n < 0 && errno == EAGAIN) return Result::Pending;
+        if (n <= 0) return finish(Result::Failed);
+        received_ += static_cast<size_t>(n);
+        read_now += static_cast<size_t>(n);
+        switch (reader_.feed(std::string_view(buffer, static_cast<size_t>(n)))) {
+            case FcgiReply::Status::Incomplete:
+                if (received_ > max_reply_bytes_) return finish(Result::Failed);
+                continue;
+            case FcgiReply::Status::Complete: {
+                std::string output = reader_.take_output();
+                http_status_ = fcgi_output_status(output);
+                body_.assign(fcgi_output_body(output));
+                return finish(Result::Answered);
+            }
+            case FcgiReply::Status::Malformed: return finish(Result::Failed);
+        }
     }
-    return finish(Result::Failed);
+    return Result::Pending;
 }
 
 }  // namespace fpmr

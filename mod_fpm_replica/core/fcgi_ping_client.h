@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config_parse.h"
+#include "fcgi_ping.h"
 
 namespace fpmr {
 
@@ -20,10 +21,17 @@ public:
     // ending its reply is broken or hostile, and each read re-parses what
     // came so far, so the supervisor's memory and time stay bounded.
     static constexpr size_t kMaxReplyBytes = 64 * 1024;
+    // A warm-up's answer is a list of script paths: up to kMaxWarmupScripts
+    // of them (warmup.h) at their usual length fit in this.
+    static constexpr size_t kMaxWarmupReplyBytes = 4 * 1024 * 1024;
 
     // Starts connecting to `socket` and sending a GET of `path`; it must be
     // answered by `deadline_us` (on the caller's clock).
     FcgiPingClient(const SocketSpec& socket, const std::string& path, int64_t deadline_us);
+    // The same for any request (the warm-up's list and compile requests),
+    // failing once more than `max_reply_bytes` arrived without an end.
+    FcgiPingClient(const SocketSpec& socket, const FcgiRequest& request, int64_t deadline_us,
+                   size_t max_reply_bytes = kMaxReplyBytes);
     ~FcgiPingClient();
     FcgiPingClient(const FcgiPingClient&) = delete;
     FcgiPingClient& operator=(const FcgiPingClient&) = delete;
@@ -40,22 +48,31 @@ public:
         return result_ == Result::Answered && http_status_ >= 200 && http_status_ < 400;
     }
 
+    // The body of an Answered reply (what follows its CGI headers); empty
+    // before. Up to the limit given to the constructor.
+    const std::string& body() const { return body_; }
+
     // For poll(2) across several pings: the descriptor (-1 once finished)
     // and the events it waits for.
     int fd() const { return fd_; }
     short events() const;
 
 private:
+    void connect_to(const SocketSpec& socket);
     Result finish(Result r);
+    Result receive();
 
     int fd_ = -1;
     bool connecting_ = false;
     std::string request_;
     size_t sent_ = 0;
-    std::string received_;
+    FcgiReplyReader reader_;
+    size_t received_ = 0;  // bytes read so far, framing included
+    size_t max_reply_bytes_;
     int64_t deadline_us_;
     Result result_ = Result::Pending;
     int http_status_ = 0;
+    std::string body_;
 };
 
 }  // namespace fpmr

@@ -92,7 +92,7 @@ private:
     std::string_view in_;
 };
 
-constexpr std::string_view kMagic = "fpm-replica-plan/1";
+constexpr std::string_view kMagic = "fpm-replica-plan/2";
 // Every replica has a shared slot of its own, so no plan names more.
 constexpr size_t kMaxReplicas = kMaxSlotCapacity;
 constexpr size_t kMaxWords = 4096;
@@ -119,6 +119,11 @@ void put_replica(Writer& w, const ReplicaPlan& r) {
     w.put(std::string_view(r.request.helper_config));
     w.put(std::string_view(r.release_symlink));
     w.put(r.drain_timeout_us);
+    w.put(r.warmup.enabled);
+    w.put(r.warmup.timeout_us);
+    w.put(std::string_view(r.warmup.script));
+    w.put(static_cast<int64_t>(r.warmup.urls.size()));
+    for (const std::string& url : r.warmup.urls) w.put(std::string_view(url));
     w.put(static_cast<int64_t>(r.members.size()));
     for (const MemberPlan& m : r.members) {
         w.put(static_cast<int64_t>(m.slot));
@@ -151,6 +156,16 @@ bool get_replica(Reader& r, ReplicaPlan* out, uint32_t slot_count) {
         !r.get(&out->release_symlink) || !r.get(&out->drain_timeout_us) ||
         out->drain_timeout_us < 0) {
         return false;
+    }
+    size_t urls;
+    if (!r.get(&out->warmup.enabled) || !r.get(&out->warmup.timeout_us) ||
+        out->warmup.timeout_us < 0 || !r.get(&out->warmup.script) ||
+        !r.get_count(&urls, kMaxWarmupUrls)) {
+        return false;
+    }
+    out->warmup.urls.resize(urls);
+    for (std::string& url : out->warmup.urls) {
+        if (!r.get(&url)) return false;
     }
     // Every replica has its primary member; the supervisor indexes shared
     // slots with these numbers, so they must name one of its blocks'.

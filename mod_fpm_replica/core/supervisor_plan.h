@@ -39,6 +39,8 @@ struct ReplicaPlan {
     // FpmReplicaDrainTimeout of its vhost: how long its old masters may
     // finish their requests, and when a stop escalates to SIGKILL.
     int64_t drain_timeout_us = 60 * 1000000LL;
+    // FpmReplicaWarmup of its vhost (on, with the defaults, without one).
+    WarmupSpec warmup;
     std::vector<MemberPlan> members;  // [0] primary, [1] alternate (unix sockets)
 
     const std::string& name() const { return request.replica.name; }

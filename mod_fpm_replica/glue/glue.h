@@ -70,6 +70,9 @@ struct ServerConfig {
     const HealthCheckSpec* health;
     // FpmReplicaProbe: the URL path of the probe lane; null without it.
     const char* probe_path;
+    // FpmReplicaWarmup; null without it (warm-up on with the defaults:
+    // warmup_of). Pool-owned copy.
+    const WarmupSpec* warmup;
 };
 
 constexpr const char* kDefaultHelperPath = "/usr/libexec/fpm-replica-helper";
@@ -78,6 +81,10 @@ constexpr int64_t kDefaultDrainTimeoutUs = 60 * 1000000LL;
 ServerConfig* server_config(server_rec* s);
 inline VhostReplicas* replicas_for(server_rec* s) { return server_config(s)->replicas; }
 inline ReleaseConfig* release_for(server_rec* s) { return server_config(s)->release; }
+// The warm-up a vhost's replicas get: its FpmReplicaWarmup, or the default.
+inline WarmupSpec warmup_of(const ServerConfig* conf) {
+    return conf->warmup ? *conf->warmup : WarmupSpec{};
+}
 
 // The shared blocks of this httpd instance, set in post_config in the parent
 // before the children fork; invalid in `apachectl -t` and before post_config.

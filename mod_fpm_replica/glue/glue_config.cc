@@ -276,6 +276,26 @@ const command_rec kHealthCheckDirective = directive(
     "FpmReplicaHealthCheck [interval=1s] [timeout=1s] [fails=2] [passes=1] "
     "[path=/ping]: FastCGI checks of every replica (status socket first)");
 
+const char* set_warmup(cmd_parms* cmd, void*, int argc, char* const argv[]) {
+    try {
+        if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
+        ServerConfig* conf = server_config(cmd->server);
+        if (conf->warmup) return fail(cmd, "given twice in this virtual host");
+        std::string error;
+        auto spec = parse_warmup(std::vector<std::string>(argv, argv + argc), &error);
+        if (!spec) return fail(cmd, error);
+        conf->warmup = new_pool_owned<WarmupSpec>(cmd->pool, *spec);
+        return nullptr;
+    } catch (...) {
+        return fail(cmd, "internal error");
+    }
+}
+
+const command_rec kWarmupDirective = directive(
+    "FpmReplicaWarmup", set_warmup, TAKE_ARGV,
+    "FpmReplicaWarmup [timeout=10s] [script=PATH] [URL-PATH ...] | off: a new master "
+    "compiles the working set of the one it replaces before it takes traffic");
+
 const char* set_probe(cmd_parms* cmd, void*, const char* arg) {
     if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
     if (arg[0] != '/' || std::strpbrk(arg, " \t?#")) {
@@ -338,7 +358,7 @@ int VhostReplicas::member_of(int replica, bool alternate) const {
 const command_rec directives[] = {
     kReplicaDirective, kReleaseDirective, kResolveIntervalDirective, kStablePathDirective,
     kSpawnDirective, kHelperDirective, kDrainTimeoutDirective, kHealthCheckDirective,
-    kProbeDirective, {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
+    kProbeDirective, kWarmupDirective, {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
 };
 
 }  // namespace fpmr::glue

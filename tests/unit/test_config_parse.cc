@@ -161,3 +161,54 @@ TEST_CASE("FpmReplicaHealthCheck options", "[config]") {
     CHECK_FALSE(parse_health_check({"interval=500ms", "timeout=1s"}, &error));
     CHECK(error == "timeout must not be longer than interval");
 }
+
+TEST_CASE("FpmReplicaWarmup: defaults, options, URL paths, off", "[config][warmup]") {
+    std::string error;
+    auto d = parse_warmup({}, &error);
+    REQUIRE(d);
+    CHECK(d->enabled);
+    CHECK(d->timeout_us == 10000000);
+    CHECK(d->script == "/usr/share/fpm-replica/warmup.php");
+    CHECK(d->urls.empty());
+    CHECK(*d == WarmupSpec{});  // the directive without arguments is its absence
+
+    auto full = parse_warmup({"timeout=2s", "/", "script=/opt/fpmr/warm.php", "/index.php?cache=1"},
+                             &error);
+    REQUIRE(full);
+    CHECK(full->enabled);
+    CHECK(full->timeout_us == 2000000);
+    CHECK(full->script == "/opt/fpmr/warm.php");
+    CHECK(full->urls == std::vector<std::string>{"/", "/index.php?cache=1"});
+
+    auto off = parse_warmup({"off"}, &error);
+    REQUIRE(off);
+    CHECK_FALSE(off->enabled);
+}
+
+TEST_CASE("FpmReplicaWarmup mistakes are refused with one sentence", "[config][warmup]") {
+    auto refused = [](std::vector<std::string> args) {
+        std::string error;
+        auto spec = parse_warmup(args, &error);
+        return spec ? std::string("accepted") : error;
+    };
+    CHECK(refused({"off", "timeout=1s"}) == "'off' must be the only argument");
+    CHECK(refused({"/", "off"}) == "'off' must be the only argument");
+    CHECK(refused({"timeout=50ms"}) == "timeout=50ms must be between 100ms and 10m");
+    CHECK(refused({"timeout=11m"}) == "timeout=11m must be between 100ms and 10m");
+    CHECK(refused({"timeout=soon"}).find("is not a number") != std::string::npos);
+    CHECK(refused({"timeout=1s", "timeout=2s"}) == "timeout= given twice");
+    CHECK(refused({"script=warmup.php"}).find("must be the absolute path of a .php file") != std::string::npos);
+    CHECK(refused({"script=/usr/share/fpm-replica/warmup"}) != "accepted");
+    CHECK(refused({"script=/usr/share/../warmup.php"}) != "accepted");
+    CHECK(refused({"script=/a//warmup.php"}) != "accepted");
+    CHECK(refused({"script=/a/b.php", "script=/a/c.php"}) == "script= given twice");
+    CHECK(refused({"index.php"}).find("unknown argument 'index.php'") == 0);
+    CHECK(refused({"timeout"}).find("unknown argument 'timeout'") == 0);
+    CHECK(refused({"path=/x"}).find("unknown argument") == 0);
+    CHECK(refused({"/a#b"}) == "'/a#b' must be a URL path such as /index.php");
+    CHECK(refused({"/a\tb"}) != "accepted");
+    std::vector<std::string> many(kMaxWarmupUrls + 1, "/");
+    CHECK(refused(many) == "more than 32 URL paths");
+    many.pop_back();
+    CHECK(refused(many) == "accepted");
+}

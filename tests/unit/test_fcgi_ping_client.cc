@@ -196,3 +196,108 @@ TEST_CASE("a reply that grows past the limit without ending fails the ping", "[f
     CHECK(took < 3000000);
     CHECK(sent > FcgiPingClient::kMaxReplyBytes);
 }
+
+namespace {
+// Reads a whole request (up to its empty STDIN record) from `c`, giving up
+// after 3 s; the bytes read.
+std::string read_request(int c) {
+    std::string in;
+    char buffer[65536];
+    const std::string stdin_end("\x01\x05\x00\x01\x00\x00\x00\x00", 8);
+    while (in.size() < stdin_end.size() ||
+           in.compare(in.size() - stdin_end.size(), stdin_end.size(), stdin_end) != 0) {
+        pollfd p{c, POLLIN, 0};
+        if (::poll(&p, 1, 3000) != 1) break;
+        ssize_t n = ::read(c, buffer, sizeof buffer);
+        if (n <= 0) break;
+        in.append(buffer, static_cast<size_t>(n));
+    }
+    return in;
+}
+
+bool write_all(int c, const std::string& bytes) {
+    for (size_t at = 0; at < bytes.size();) {
+        ssize_t n = ::send(c, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
+        if (n <= 0) return false;
+        at += static_cast<size_t>(n);
+    }
+    return true;
+}
+
+// A STDOUT stream of `body` after the headers, in records of at most 32 KiB.
+std::string stdout_records(const std::string& headers, const std::string& body) {
+    std::string all = headers + "\r\n\r\n" + body, out;
+    for (size_t at = 0; at < all.size(); at += 32768) out += record(6, all.substr(at, 32768));
+    return out + record(3, std::string(8, '\0'));
+}
+}  // namespace
+
+TEST_CASE("a POST of a large body arrives whole and a large answer is kept", "[fcgi][warmup]") {
+    Listener server("post");
+    FcgiRequest request;
+    request.method = "POST";
+    request.path = "/usr/share/fpm-replica/warmup.php";
+    request.query = "action=compile&deadline_ms=1000";
+    for (int i = 0; i < 40000; ++i) request.body += "/srv/app/releases/r2/src/file" + std::to_string(i) + ".php\n";
+    REQUIRE(request.body.size() > 1000000);  // more than a socket buffer holds
+    std::string reply_body;
+    for (int i = 0; i < 30000; ++i) reply_body += "/srv/app/releases/r1/src/cached" + std::to_string(i) + ".php\n";
+    REQUIRE(reply_body.size() > 1000000);
+
+    std::string got;
+    bool wrote = false;
+    std::thread answer([&] {
+        int c = accept_soon(server.fd);
+        if (c < 0) return;
+        got = read_request(c);
+        wrote = write_all(c, stdout_records("Content-type: text/plain", reply_body));
+        ::close(c);
+    });
+    FcgiPingClient client(server.spec(), request, now_us() + 5000000,
+                          FcgiPingClient::kMaxWarmupReplyBytes);
+    FcgiPingClient::Result result = run(client, 6000000);
+    answer.join();
+    CHECK(got == fcgi_request(request));
+    CHECK(wrote);
+    CHECK(result == FcgiPingClient::Result::Answered);
+    CHECK(client.answered_ok());
+    CHECK(client.body() == reply_body);
+}
+
+TEST_CASE("a large answer fails a client that keeps the ping's limit", "[fcgi][warmup]") {
+    Listener server("toolarge");
+    std::thread answer([&] {
+        int c = accept_soon(server.fd);
+        if (c < 0) return;
+        read_request(c);
+        write_all(c, stdout_records("Content-type: text/plain",
+                                    std::string(2 * FcgiPingClient::kMaxReplyBytes, 'x')));
+        ::close(c);
+    });
+    FcgiRequest request;
+    request.path = "/w.php";
+    request.query = "action=list";
+    FcgiPingClient client(server.spec(), request, now_us() + 3000000);
+    FcgiPingClient::Result result = run(client, 4000000);
+    answer.join();
+    CHECK(result == FcgiPingClient::Result::Failed);
+    CHECK(client.body().empty());
+}
+
+TEST_CASE("a ping keeps its small body and its status", "[fcgi]") {
+    Listener server("pingbody");
+    std::thread answer([&] {
+        int c = accept_soon(server.fd);
+        if (c < 0) return;
+        read_request(c);
+        write_all(c, record(6, "Status: 409 Conflict\r\nContent-type: text/plain\r\n\r\nopcache is off\n") +
+                         record(3, std::string(8, '\0')));
+        ::close(c);
+    });
+    FcgiPingClient ping(server.spec(), "/ping", now_us() + 2000000);
+    FcgiPingClient::Result result = run(ping, 3000000);
+    answer.join();
+    CHECK(result == FcgiPingClient::Result::Answered);
+    CHECK(ping.http_status() == 409);
+    CHECK(ping.body() == "opcache is off\n");
+}

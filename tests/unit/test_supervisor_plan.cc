@@ -52,12 +52,16 @@ TEST_CASE("a supervisor plan survives its encoding byte for byte", "[plan]") {
     b.request.replica.probe = *parse_socket("unix:/run/fpm-replica/b-probe.sock", &error);
     b.health = HealthCheckSpec{500000, 250000, 3, 2, "/ping?full"};
     b.drain_timeout_us = 20000000;  // its vhost's own FpmReplicaDrainTimeout 20s
+    b.warmup.timeout_us = 2500000;
+    b.warmup.script = "/srv/tools/warm up.php";
+    b.warmup.urls = {"/", "/index.php?warm=1"};
     plan.replicas.push_back(b);
     ReplicaPlan tcp = replica("other:8080", "t", 4);
     tcp.supervised = false;
     tcp.request.command.clear();
     tcp.request.replica = *parse_replica({"t", "tcp:127.0.0.1:9000"}, &error);
     tcp.members = members_of(tcp.request.replica, false, 4);
+    tcp.warmup.enabled = false;
     plan.replicas.push_back(tcp);
 
     std::string bytes = encode_plan(plan);
@@ -85,6 +89,10 @@ TEST_CASE("a supervisor plan survives its encoding byte for byte", "[plan]") {
     CHECK(b2.health->passes == 2);
     CHECK(b2.health->path == "/ping?full");
     CHECK(b2.members == b.members);
+    CHECK(b2.warmup == b.warmup);
+    CHECK(back->replicas[0].warmup == WarmupSpec{});
+    CHECK(back->replicas[0].warmup.enabled);
+    CHECK_FALSE(back->replicas[2].warmup.enabled);
     CHECK_FALSE(back->replicas[0].health);
     CHECK_FALSE(back->replicas[2].supervised);
     CHECK(back->replicas[2].request.command.empty());
@@ -101,7 +109,9 @@ TEST_CASE("anything but exactly one encoded plan is refused", "[plan]") {
         CHECK_FALSE(decode_plan(std::string_view(bytes).substr(0, cut)));
     }
     CHECK_FALSE(decode_plan(bytes + "1:x"));
-    CHECK_FALSE(decode_plan("18:fpm-replica-plan/2" + bytes.substr(21)));
+    // Another layout's plan (the one before warm-up) is not this one.
+    CHECK_FALSE(decode_plan("18:fpm-replica-plan/1" + bytes.substr(21)));
+    CHECK_FALSE(decode_plan("18:fpm-replica-plan/3" + bytes.substr(21)));
     CHECK_FALSE(decode_plan("99999999999:"));
     std::string bad_socket = bytes;
     bad_socket.replace(bad_socket.find("unix:/run"), 5, "udp:/");
