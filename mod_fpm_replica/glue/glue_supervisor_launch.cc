@@ -110,6 +110,7 @@ SupervisorPlan collect_plan(server_rec* main_server) {
             r.vhost = set->vhost_label;
             r.supervised = command.has_value();
             if (conf->health) r.health = *conf->health;
+            r.warmup = warmup_of(conf);
             if (command) r.request.command = *command;
             r.request.replica = set->replicas[i];
             if (conf->stable_path) {

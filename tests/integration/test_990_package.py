@@ -36,6 +36,7 @@ INSTALLED_FILES = {
     "/etc/apache2/mods-available/fpm_replica.load": 0o644,
     "/etc/apache2/mods-available/fpm_replica.conf": 0o644,
     "/etc/fpm-replica/helper.conf": 0o644,
+    "/usr/share/fpm-replica/warmup.php": 0o644,
     "/usr/lib/tmpfiles.d/libapache2-mod-fpm-replica.conf": 0o644,
     "/usr/share/doc/libapache2-mod-fpm-replica/examples/fpm-replica-realpath.conf": 0o644,
     "/usr/share/doc/libapache2-mod-fpm-replica/examples/fpm-replica-namespace.conf": 0o644,
