@@ -330,6 +330,10 @@ void SharedState::bind_slot(int index, std::string_view key, uint32_t generation
     s.pid_start_time.store(0);
     s.restarts.store(0);
     s.check_latency_us.store(-1);
+    s.trouble.store(static_cast<uint32_t>(MasterTrouble::None));
+    s.trouble_detail.store(0);
+    s.warmup_scripts.store(-1);
+    s.warmup_us.store(-1);
     write_slot_release(s, "");
     ReplicaSlot& o = slot(index);
     o.in_flight.store(0);

@@ -124,6 +124,10 @@ struct TrustedSlot {
     std::atomic<int64_t> check_latency_us;  // last health check's duration; -1: none yet
     std::atomic<uint32_t> trouble;          // MasterTrouble
     std::atomic<int32_t> trouble_detail;
+    // The last warm-up of this member's master (FpmReplicaWarmup): scripts
+    // compiled and how long it took; -1: none.
+    std::atomic<int64_t> warmup_scripts;
+    std::atomic<int64_t> warmup_us;
     // The release this member's master serves (namespace mode): a hash the
     // finder compares lock-free, and the path for the status document,
     // under a sequence lock (odd while writing).

@@ -86,6 +86,13 @@ ReplicaStatus read_replica(const StatusSources& sources, const SharedState& shar
         r.socket = m.socket.text();
         int64_t check = trusted.check_latency_us.load();
         r.check_seconds = check >= 0 ? std::optional<double>(check / 1e6) : std::nullopt;
+        int64_t warmup_us = trusted.warmup_us.load();
+        if (warmup_us >= 0) {
+            r.warmup = ReplicaStatus::Warmup{std::max<int64_t>(trusted.warmup_scripts.load(), 0),
+                                             warmup_us / 1e6};
+        } else {
+            r.warmup.reset();
+        }
         int32_t pid = trusted.pid.load();
         if (pid == 0 && sources.listener_pid) pid = sources.listener_pid(m.socket);
         r.pid = pid > 0 ? std::optional<int32_t>(pid) : std::nullopt;

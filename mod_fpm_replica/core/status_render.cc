@@ -36,6 +36,17 @@ std::string optional_string(const std::optional<std::string>& value) {
 }
 }  // namespace
 
+namespace {
+
+std::string warmup_json(const std::optional<ReplicaStatus::Warmup>& warmup) {
+    if (!warmup) return "null";
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.3f", warmup->seconds);
+    return "{\"scripts\": " + std::to_string(warmup->scripts) + ", \"seconds\": " + seconds + "}";
+}
+
+}  // namespace
+
 std::string render_status_json(const VhostStatus& status) {
     std::string out = "{\"vhost\": " + json_escape(status.vhost) +
                       ", \"release\": " + optional_string(status.release) +
@@ -59,7 +70,8 @@ std::string render_status_json(const VhostStatus& status) {
                ", \"in_flight\": " + std::to_string(r.in_flight) +
                ", \"requests\": " + std::to_string(r.requests) +
                ", \"failures\": " + std::to_string(r.failures) +
-               ", \"restarts\": " + std::to_string(r.restarts) + "}";
+               ", \"restarts\": " + std::to_string(r.restarts) +
+               ", \"warmup\": " + warmup_json(r.warmup) + "}";
     }
     out += status.replicas.empty() ? "]}\n" : "\n ]}\n";
     return out;
@@ -138,6 +150,18 @@ std::string render_status_prometheus(const VhostStatus& status) {
         char value[32];
         std::snprintf(value, sizeof value, "%.6f", *r.check_seconds);
         out += "fpm_replica_health_check_seconds" + labels(r) + "} " + value + "\n";
+    }
+    family(out, "fpm_replica_warmup_scripts", "gauge",
+           "Scripts the replica's master compiled in its last warm-up (FpmReplicaWarmup).");
+    for (const auto& r : status.replicas) {
+        if (r.warmup) out += "fpm_replica_warmup_scripts" + labels(r) + "} " + std::to_string(r.warmup->scripts) + "\n";
+    }
+    family(out, "fpm_replica_warmup_seconds", "gauge", "Duration of the replica's master's last warm-up.");
+    for (const auto& r : status.replicas) {
+        if (!r.warmup) continue;
+        char value[32];
+        std::snprintf(value, sizeof value, "%.6f", r.warmup->seconds);
+        out += "fpm_replica_warmup_seconds" + labels(r) + "} " + value + "\n";
     }
     for (const auto& f : figures) {
         family(out, f.name, f.type, f.help);

@@ -25,6 +25,11 @@ struct ReplicaStatus {
     uint64_t failures = 0;
     uint64_t restarts = 0;
     std::optional<double> check_seconds;  // last health check's duration (FpmReplicaHealthCheck)
+    struct Warmup {
+        int64_t scripts = 0;
+        double seconds = 0;
+    };
+    std::optional<Warmup> warmup;  // its master's last warm-up (FpmReplicaWarmup); null: none
 };
 
 struct VhostStatus {

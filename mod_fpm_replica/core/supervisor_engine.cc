@@ -6,6 +6,8 @@
 
 #include "release_resolver.h"
 #include "replica_reason.h"
+#include "fcgi_ping_client.h"
+#include "warmup.h"
 
 namespace fpmr {
 
@@ -39,6 +41,13 @@ struct SupervisorEngine::MemberRun {
     int passed_checks = 0;
     int64_t next_check_us = 0;
     bool health_failed = false;  // out of rotation because of its checks
+    // Warm-up (FpmReplicaWarmup): after its master answers, before it is
+    // ready, it compiles the working set of the master it replaces (or of
+    // a sibling), listed by that master. `ping` carries the request.
+    enum class Warmup { None, Listing, Compiling } warmup = Warmup::None;
+    int64_t warmup_started_us = 0;
+    int64_t warmup_deadline_us = 0;
+    std::string warmup_from_release;  // the release of the master whose working set it takes
 
     int32_t pid() const { return master.pid; }
 };
@@ -535,6 +544,11 @@ void SupervisorEngine::check_ready(Job& j, int64_t now) {
         MemberRun& m = j.runs[i];
         if (!m.pid() || m.stopping || state(j, i) != ReplicaState::Starting) {
             if (m.ping && !m.ping_for_health) m.ping.reset();
+            m.warmup = MemberRun::Warmup::None;
+            continue;
+        }
+        if (m.warmup != MemberRun::Warmup::None) {
+            advance_warmup(j, i, now);
             continue;
         }
         if (!m.ping || m.ping_for_health) start_ping(j, i, false, "/ping", kReadyPingUs, now);
@@ -542,35 +556,162 @@ void SupervisorEngine::check_ready(Job& j, int64_t now) {
         if (result == MasterPing::Result::Pending) continue;
         m.ping.reset();
         if (result != MasterPing::Result::Answered) continue;
-        if (i != j.active && j.phase == Job::Phase::Preparing) {
-            // Ready on the prepared release; no request is pinned to it
-            // until the symlink names it.
-            set_state(j, i, ReplicaState::Ready);
-            j.phase = Job::Phase::Prepared;
-            set_prepare_state(j, PrepareState::Ready);
-            log(LogLevel::Notice,
-                format_text(FPMRNO(00048) "replica '%s' of %s: a master on release %s (pid %d) is ready "
-                            "for the deploy", j.name_c(), j.vhost_c(), m.release.c_str(),
-                            static_cast<int>(m.pid())));
-            continue;
-        }
-        if (i != j.active && j.phase == Job::Phase::StartingNew) {
-            // The replacement answers: it takes new requests, the old master
-            // gets none from now on and stops once it is empty.
-            set_state(j, i, ReplicaState::Ready);
-            set_state(j, j.active, ReplicaState::Draining);
-            j.phase = Job::Phase::DrainingOld;
-            j.phase_deadline_us = now + j.plan.drain_timeout_us;
-            log(LogLevel::Notice,
-                format_text(FPMRNO(00038) "replica '%s' of %s: new master (pid %d) ready, draining the "
-                            "old one (pid %d)", j.name_c(), j.vhost_c(), static_cast<int>(m.pid()),
-                            static_cast<int>(j.current().pid())));
-            continue;
-        }
-        set_state(j, i, ReplicaState::Ready);
-        log(LogLevel::Notice, format_text(FPMRNO(00030) "replica '%s' of %s (pid %d) is ready", j.name_c(),
-                                          j.vhost_c(), static_cast<int>(m.pid())));
+        if (!begin_warmup(j, i, now)) become_ready(j, i, now);
     }
+}
+
+// The master of member `i` answers: it takes its place (a prepared master
+// takes none yet).
+void SupervisorEngine::become_ready(Job& j, size_t i, int64_t now) {
+    MemberRun& m = j.runs[i];
+    if (i != j.active && j.phase == Job::Phase::Preparing) {
+        // Ready on the prepared release; no request is pinned to it until
+        // the symlink names it.
+        set_state(j, i, ReplicaState::Ready);
+        j.phase = Job::Phase::Prepared;
+        set_prepare_state(j, PrepareState::Ready);
+        log(LogLevel::Notice,
+            format_text(FPMRNO(00048) "replica '%s' of %s: a master on release %s (pid %d) is ready "
+                        "for the deploy", j.name_c(), j.vhost_c(), m.release.c_str(),
+                        static_cast<int>(m.pid())));
+        return;
+    }
+    if (i != j.active && j.phase == Job::Phase::StartingNew) {
+        // The replacement answers: it takes new requests, the old master
+        // gets none from now on and stops once it is empty.
+        set_state(j, i, ReplicaState::Ready);
+        set_state(j, j.active, ReplicaState::Draining);
+        j.phase = Job::Phase::DrainingOld;
+        j.phase_deadline_us = now + j.plan.drain_timeout_us;
+        log(LogLevel::Notice,
+            format_text(FPMRNO(00038) "replica '%s' of %s: new master (pid %d) ready, draining the "
+                        "old one (pid %d)", j.name_c(), j.vhost_c(), static_cast<int>(m.pid()),
+                        static_cast<int>(j.current().pid())));
+        return;
+    }
+    set_state(j, i, ReplicaState::Ready);
+    log(LogLevel::Notice, format_text(FPMRNO(00030) "replica '%s' of %s (pid %d) is ready", j.name_c(),
+                                      j.vhost_c(), static_cast<int>(m.pid())));
+}
+
+// Whose working set a new master on member `i` compiles: the master it
+// replaces (or prepares to replace), else a ready sibling of its vhost.
+bool SupervisorEngine::warmup_source(const Job& j, size_t i, SocketSpec* socket, std::string* release) const {
+    auto serving = [&](const Job& k, size_t mi) {
+        const MemberRun& m = k.runs[mi];
+        return m.pid() && !m.stopping && state(k, mi) == ReplicaState::Ready;
+    };
+    if (i != j.active && serving(j, j.active)) {
+        *socket = j.plan.members[j.active].socket;
+        *release = j.runs[j.active].release;
+        return true;
+    }
+    for (const auto& k : jobs_) {
+        if (k.get() == &j || k->retiring || k->plan.vhost != j.plan.vhost) continue;
+        if (serving(*k, k->active)) {
+            *socket = k->plan.members[k->active].socket;
+            *release = k->runs[k->active].release;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool SupervisorEngine::begin_warmup(Job& j, size_t i, int64_t now) {
+    const WarmupSpec& spec = j.plan.warmup;
+    if (!spec.enabled || !world_.pings.script_present(spec.script)) return false;
+    SocketSpec source;
+    MemberRun& m = j.runs[i];
+    if (!warmup_source(j, i, &source, &m.warmup_from_release)) return false;
+    m.warmup = MemberRun::Warmup::Listing;
+    m.warmup_started_us = now;
+    m.warmup_deadline_us = now + spec.timeout_us;
+    // A replacement's start deadline leaves its warm-up the time it may take.
+    if (j.phase == Job::Phase::StartingNew || j.phase == Job::Phase::Preparing) {
+        j.phase_deadline_us = std::max(j.phase_deadline_us, m.warmup_deadline_us + kReadyPingUs);
+    }
+    m.ping = world_.pings.start_request(source, warmup_list_request(spec.script), m.warmup_deadline_us,
+                                        FcgiPingClient::kMaxWarmupReplyBytes);
+    m.ping_for_health = false;
+    return true;
+}
+
+void SupervisorEngine::advance_warmup(Job& j, size_t i, int64_t now) {
+    MemberRun& m = j.runs[i];
+    const WarmupSpec& spec = j.plan.warmup;
+    if (!m.ping) {
+        finish_warmup(j, i, now, -1, "it lost its request");
+        return;
+    }
+    MasterPing::Result result = m.ping->advance(world_.clock.now_us());
+    if (result == MasterPing::Result::Pending) return;
+    int status = m.ping->http_status();
+    std::string body = result == MasterPing::Result::Answered ? m.ping->body() : std::string();
+    m.ping.reset();
+    if (result != MasterPing::Result::Answered) {
+        finish_warmup(j, i, now, -1, m.warmup == MemberRun::Warmup::Listing
+                                         ? "the master it replaces did not list its scripts in time"
+                                         : "it did not compile them in time");
+        return;
+    }
+    if (status == 409) {  // opcache off or its API restricted: nothing to warm
+        finish_warmup(j, i, now, 0, nullptr);
+        return;
+    }
+    if (status < 200 || status >= 300) {
+        finish_warmup(j, i, now, -1, format_text("the warm-up script %s answered %d", spec.script.c_str(),
+                                                 status).c_str());
+        return;
+    }
+    if (m.warmup == MemberRun::Warmup::Listing) {
+        ScriptList listed = parse_script_list(body);
+        std::vector<std::string> working_set;
+        if (j.namespace_mode() || !m.warmup_from_release.empty() || !m.release.empty()) {
+            working_set = map_working_set(listed.scripts, m.warmup_from_release, m.release,
+                                          j.plan.request.stable_path);
+        } else {
+            // No release on either side: both masters serve the same files.
+            for (const std::string& script : listed.scripts) {
+                if (script != spec.script) working_set.push_back(script);
+            }
+        }
+        if (working_set.empty()) {
+            finish_warmup(j, i, now, 0, nullptr);
+            return;
+        }
+        int64_t left_ms = std::max<int64_t>(1, (m.warmup_deadline_us - now) / 1000);
+        m.warmup = MemberRun::Warmup::Compiling;
+        m.ping = world_.pings.start_request(j.plan.members[i].socket,
+                                            warmup_compile_request(spec.script, working_set, left_ms),
+                                            m.warmup_deadline_us + kReadyPingUs, FcgiPingClient::kMaxWarmupReplyBytes);
+        return;
+    }
+    std::optional<CompileResult> compiled = parse_compile_answer(body);
+    if (!compiled) {
+        finish_warmup(j, i, now, -1, "its compile answer could not be read");
+        return;
+    }
+    finish_warmup(j, i, now, compiled->compiled, compiled->timed_out ? "it ran out of time" : nullptr);
+}
+
+// Ends member `i`'s warm-up: `scripts` compiled (-1: it failed, `why`) and
+// the master becomes ready either way (SPEC: a failed warm-up leaves it
+// ready, with one log line).
+void SupervisorEngine::finish_warmup(Job& j, size_t i, int64_t now, int64_t scripts, const char* why) {
+    MemberRun& m = j.runs[i];
+    m.warmup = MemberRun::Warmup::None;
+    m.ping.reset();
+    int64_t took = world_.clock.now_us() - m.warmup_started_us;
+    TrustedSlot& t = trusted(j, i);
+    t.warmup_scripts.store(std::max<int64_t>(scripts, 0));
+    t.warmup_us.store(took);
+    if (why) {
+        log(LogLevel::Warning,
+            format_text(FPMRNO(00177) "replica '%s' of %s: the warm-up of master pid %d stopped after "
+                        "%lld ms (%s); it takes requests now", j.name_c(), j.vhost_c(),
+                        static_cast<int>(m.pid()), static_cast<long long>(took / 1000), why));
+    }
+    become_ready(j, i, now);
 }
 
 // Replacements run one replica at a time per vhost (at most one master more

@@ -112,6 +112,11 @@ private:
     bool may_start_one() const;
     void start_if_due(Job& j, int64_t now);
     void check_ready(Job& j, int64_t now);
+    void become_ready(Job& j, size_t member, int64_t now);
+    bool warmup_source(const Job& j, size_t member, SocketSpec* socket, std::string* release) const;
+    bool begin_warmup(Job& j, size_t member, int64_t now);
+    void advance_warmup(Job& j, size_t member, int64_t now);
+    void finish_warmup(Job& j, size_t member, int64_t now, int64_t scripts, const char* why);
     void advance_replacements(int64_t now);
     bool begin_replacement(Job& j, int64_t now);
     void advance_rolling(Job& j, int64_t now);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config_parse.h"
+#include "fcgi_ping.h"
 #include "log_text.h"
 #include "proc_stat.h"
 #include "supervision.h"
@@ -68,6 +69,8 @@ public:
     virtual Result advance(int64_t now_us) = 0;
     // The HTTP status of an Answered reply (200 without a Status header).
     virtual int http_status() const = 0;
+    // The body of an Answered reply (bounded by the start's max_reply_bytes).
+    virtual std::string body() const = 0;
 };
 
 class MasterPings {
@@ -76,6 +79,13 @@ public:
     // A GET of `path` on `socket`, to be answered by `deadline_us`.
     virtual std::unique_ptr<MasterPing> start(const SocketSpec& socket, const std::string& path,
                                               int64_t deadline_us) = 0;
+    // Whether the warm-up script is installed at `path` (a regular file):
+    // without it (a module built from source, no package) warm-up is skipped.
+    virtual bool script_present(const std::string& path) = 0;
+    // Any request (the warm-up's list and compile), its answer bounded by
+    // `max_reply_bytes`.
+    virtual std::unique_ptr<MasterPing> start_request(const SocketSpec& socket, const FcgiRequest& request,
+                                                      int64_t deadline_us, size_t max_reply_bytes) = 0;
 };
 
 // Everything the engine acts through.

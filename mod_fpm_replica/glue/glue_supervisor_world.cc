@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -148,6 +149,11 @@ public:
         : registry_(registry), client_(socket, path, deadline_us) {
         registry_->insert(&client_);
     }
+    Ping(std::set<const FcgiPingClient*>* registry, const SocketSpec& socket, const FcgiRequest& request,
+         int64_t deadline_us, size_t max_reply_bytes)
+        : registry_(registry), client_(socket, request, deadline_us, max_reply_bytes) {
+        registry_->insert(&client_);
+    }
     ~Ping() override { registry_->erase(&client_); }
     Result advance(int64_t now_us) override {
         switch (client_.advance(now_us)) {
@@ -158,6 +164,7 @@ public:
         return Result::Failed;
     }
     int http_status() const override { return client_.http_status(); }
+    std::string body() const override { return client_.body(); }
 
 private:
     std::set<const FcgiPingClient*>* registry_;
@@ -167,6 +174,16 @@ private:
 std::unique_ptr<MasterPing> SocketPings::start(const SocketSpec& socket, const std::string& path,
                                                int64_t deadline_us) {
     return std::make_unique<Ping>(&in_flight_, socket, path, deadline_us);
+}
+
+bool SocketPings::script_present(const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::unique_ptr<MasterPing> SocketPings::start_request(const SocketSpec& socket, const FcgiRequest& request,
+                                                       int64_t deadline_us, size_t max_reply_bytes) {
+    return std::make_unique<Ping>(&in_flight_, socket, request, deadline_us, max_reply_bytes);
 }
 
 void SocketPings::wait(int64_t wait_us) const {

@@ -60,6 +60,9 @@ class SocketPings : public MasterPings {
 public:
     std::unique_ptr<MasterPing> start(const SocketSpec& socket, const std::string& path,
                                       int64_t deadline_us) override;
+    bool script_present(const std::string& path) override;
+    std::unique_ptr<MasterPing> start_request(const SocketSpec& socket, const FcgiRequest& request,
+                                              int64_t deadline_us, size_t max_reply_bytes) override;
     // Sleeps up to `wait_us`, less if a ping in flight can make progress.
     void wait(int64_t wait_us) const;
 

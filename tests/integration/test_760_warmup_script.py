@@ -274,7 +274,7 @@ def _configtest(httpd, lines):
 @pytest.mark.parametrize("line", [
     "FpmReplicaWarmup",
     "FpmReplicaWarmup off",
-    "FpmReplicaWarmup timeout=3s / /index.php?warm=1",
+    "FpmReplicaWarmup timeout=3s",
     "FpmReplicaWarmup script=/opt/app/warmup.php timeout=500ms",
 ])
 def test_warmup_directive_passes_configtest(httpd, line):
@@ -293,6 +293,9 @@ def test_warmup_directive_passes_configtest(httpd, line):
     ("FpmReplicaWarmup index.php",
      "FpmReplicaWarmup: unknown argument 'index.php' (timeout=, script=, URL paths "
      "starting with '/', or off)"),
+    ("FpmReplicaWarmup / /index.php?warm=1",
+     "FpmReplicaWarmup: URL paths (/) are not requested yet: only the working set is compiled; "
+     "remove them"),
     ("FpmReplicaWarmup\nFpmReplicaWarmup off",
      "FpmReplicaWarmup: given twice in this virtual host"),
 ])

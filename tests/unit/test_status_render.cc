@@ -21,6 +21,7 @@ TEST_CASE("status document has the SPEC's fields, nulls where unknown", "[status
     a.requests = 10234;
     a.failures = 1;
     a.restarts = 2;
+    a.warmup = ReplicaStatus::Warmup{412, 0.25};
     ReplicaStatus b;
     b.name = "b\"x";
     b.socket = "tcp:127.0.0.1:9000";
@@ -39,7 +40,9 @@ TEST_CASE("status document has the SPEC's fields, nulls where unknown", "[status
     CHECK(json.find("{\"name\": \"a\", \"socket\": \"unix:/run/a.sock\", \"state\": \"draining\", "
                     "\"admin\": \"drained\", \"health\": \"passing\", \"reason\": \"drained by the operator\", "
                     "\"release\": null, \"pid\": 1234, \"in_flight\": 3, \"requests\": 10234, "
-                    "\"failures\": 1, \"restarts\": 2}") != std::string::npos);
+                    "\"failures\": 1, \"restarts\": 2, \"warmup\": {\"scripts\": 412, \"seconds\": 0.250}}") !=
+          std::string::npos);
+    CHECK(json.find("\"restarts\": 0, \"warmup\": null}") != std::string::npos);  // b: none yet
     CHECK(json.find("\"name\": \"b\\\"x\"") != std::string::npos);
     CHECK(json.find("\"admin\": \"active\", \"health\": \"unknown\", \"reason\": null") != std::string::npos);
     CHECK(json.find("\"release\": \"/srv/app/releases/r2\", \"pid\": null") != std::string::npos);

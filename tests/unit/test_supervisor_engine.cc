@@ -47,6 +47,12 @@ struct FakeMaster {
     bool asked_to_stop = false;
     bool killed = false;
     Answer answer = Answer::Ok;
+    // The warm-up script as this master runs it: what its opcache holds,
+    // how `list` answers, what `compile` was asked for.
+    std::vector<std::string> cached;
+    int list_status = 200;
+    Answer warmup_answer = Answer::Ok;
+    std::vector<std::string> compiled;
 };
 
 std::string env_of(const SpawnPlan& plan, const std::string& name) {
@@ -133,15 +139,32 @@ struct FakePing : MasterPing {
     FakeProcesses* processes;
     std::string path;
     int64_t deadline;
+    std::optional<FcgiRequest> request;  // a warm-up request; none for a ping
     int status = 0;
+    std::string answer_body;
     Result advance(int64_t now) override {
-        const FakeMaster* m = processes->on(path);
+        FakeMaster* m = const_cast<FakeMaster*>(processes->on(path));
         if (!m || m->answer == Answer::Refuse) return Result::Failed;
-        if (m->answer == Answer::Hang) return now >= deadline ? Result::Failed : Result::Pending;
-        status = m->answer == Answer::Ok ? 200 : 500;
+        Answer how = request ? m->warmup_answer : m->answer;
+        if (how == Answer::Hang) return now >= deadline ? Result::Failed : Result::Pending;
+        status = how == Answer::Ok ? 200 : 500;
+        if (request && request->query == "action=list") {
+            status = m->list_status;
+            for (const std::string& script : m->cached) answer_body += script + "\n";
+        } else if (request) {
+            size_t from = 0, to;
+            while ((to = request->body.find('\n', from)) != std::string::npos) {
+                m->compiled.push_back(request->body.substr(from, to - from));
+                m->cached.push_back(m->compiled.back());
+                from = to + 1;
+            }
+            answer_body = "compiled " + std::to_string(m->compiled.size()) + " skipped 0 errors 0 "
+                          "uncached 0 warnings 0 elapsed_ms 3 timed_out 0\n";
+        }
         return Result::Answered;
     }
     int http_status() const override { return status; }
+    std::string body() const override { return answer_body; }
 };
 
 struct FakePings : MasterPings {
@@ -153,6 +176,17 @@ struct FakePings : MasterPings {
         p->processes = processes;
         p->path = socket.fpm_listen();
         p->deadline = deadline;
+        return p;
+    }
+    bool script_installed = true;
+    bool script_present(const std::string&) override { return script_installed; }
+    std::unique_ptr<MasterPing> start_request(const SocketSpec& socket, const FcgiRequest& request,
+                                              int64_t deadline, size_t) override {
+        auto p = std::make_unique<FakePing>();
+        p->processes = processes;
+        p->path = socket.fpm_listen();
+        p->deadline = deadline;
+        p->request = request;
         return p;
     }
 };
@@ -752,4 +786,84 @@ TEST_CASE_METHOD(NamespaceReplicaRunning, "engine: a release whose master cannot
     rig.processes.new_masters_answer = Answer::Ok;
     rig.run(12 * kSecond);
     CHECK(rig.serving(a) == 1);
+}
+
+TEST_CASE_METHOD(TwoReplicasRunning, "engine: a replacement compiles the working set of the master it replaces before it is ready",
+                 "[engine]") {
+    FakeMaster& old_a = rig.processes.table[rig.pid(a, 0)];
+    old_a.cached = {"/srv/app/index.php", "/srv/app/lib/db.php", "/usr/share/fpm-replica/warmup.php"};
+    rig.processes.new_masters_answer = Answer::Ok;
+    rig.processes.table[rig.pid(b, 0)].cached = {"/srv/app/other.php"};
+    rig.restart_httpd(plan_of({a, b}, 2));
+    rig.run(kSecond);
+    int32_t fresh = rig.pid(a, 1);
+    REQUIRE(fresh != 0);
+    // No release on either side: the same paths, but the warm-up script itself.
+    CHECK(rig.processes.table[fresh].compiled == std::vector<std::string>{"/srv/app/index.php", "/srv/app/lib/db.php"});
+    CHECK(rig.trusted(a, 1).warmup_scripts.load() == 2);
+    CHECK(rig.trusted(a, 1).warmup_us.load() >= 0);
+    rig.run(3 * kSecond);
+    CHECK(rig.serving(b) == 1);  // b's successor took b's set
+    CHECK(rig.processes.table[rig.pid(b, 1)].compiled == std::vector<std::string>{"/srv/app/other.php"});
+    CHECK(rig.log.count("FPMR00177") == 0);
+}
+
+TEST_CASE_METHOD(OneReplicaRunning, "engine: a warm-up that hangs is bounded by its timeout; the master becomes ready anyway",
+                 "[engine]") {
+    rig.processes.table[rig.pid(a, 0)].cached = {"/srv/app/index.php"};
+    rig.processes.table[rig.pid(a, 0)].warmup_answer = Answer::Hang;  // every worker busy
+    ReplicaPlan warmed = a;
+    warmed.warmup.timeout_us = 3 * kSecond;
+    rig.restart_httpd(plan_of({warmed}, 2));
+    rig.run(2 * kSecond);
+    CHECK(rig.lifecycle(a, 1) == ReplicaState::Starting);  // still warming: no traffic yet
+    CHECK(rig.serving(a) == 0);
+    rig.run(2 * kSecond);
+    CHECK(rig.log.count("FPMR00177") == 1);
+    CHECK(rig.serving(a) == 1);
+}
+
+TEST_CASE_METHOD(OneReplicaRunning, "engine: no warm-up where opcache is off, where it is turned off, or for a first start",
+                 "[engine]") {
+    CHECK(rig.trusted(a, 0).warmup_scripts.load() == -1);  // first start: nobody to take a set from
+    SECTION("opcache off: the list answers 409") {
+        rig.processes.table[rig.pid(a, 0)].list_status = 409;
+        rig.restart_httpd(plan_of({a}, 2));
+        rig.run(kSecond);
+        CHECK(rig.serving(a) == 1);
+        CHECK(rig.trusted(a, 1).warmup_scripts.load() == 0);
+        CHECK(rig.log.count("FPMR00177") == 0);
+    }
+    SECTION("the warm-up script is not installed") {
+        rig.processes.table[rig.pid(a, 0)].cached = {"/srv/app/index.php"};
+        rig.pings.script_installed = false;
+        rig.restart_httpd(plan_of({a}, 2));
+        rig.run(kSecond);
+        CHECK(rig.serving(a) == 1);
+        CHECK(rig.processes.table[rig.pid(a, 1)].compiled.empty());
+        CHECK(rig.log.count("FPMR00177") == 0);
+    }
+    SECTION("FpmReplicaWarmup off") {
+        rig.processes.table[rig.pid(a, 0)].cached = {"/srv/app/index.php"};
+        ReplicaPlan off = a;
+        off.warmup.enabled = false;
+        rig.restart_httpd(plan_of({off}, 2));
+        rig.run(kSecond);
+        CHECK(rig.serving(a) == 1);
+        CHECK(rig.processes.table[rig.pid(a, 1)].compiled.empty());
+    }
+}
+
+TEST_CASE_METHOD(NamespaceReplicaRunning, "engine: a prepared release is warmed with the working set before the flip",
+                 "[engine]") {
+    rig.processes.table[rig.pid(a, 0)].cached = {"/srv/live/app/index.php", "/srv/live/app/src/App.php",
+                                                 "/tmp/elsewhere.php"};
+    request_prepare(blocks, deploy.current(), deploy.release("r2"));
+    rig.run(kSecond);
+    int32_t prepared = rig.pid(a, 1);
+    REQUIRE(prepared != 0);
+    CHECK(prepare_state(blocks, deploy.current()) == PrepareState::Ready);
+    // Every master sees its release under the stable path: the same paths.
+    CHECK(rig.processes.table[prepared].compiled ==
+          std::vector<std::string>{"/srv/live/app/index.php", "/srv/live/app/src/App.php"});
 }
