@@ -31,3 +31,21 @@ def test_namespace_graceful_stalls_no_request(httpd, deployed):  # noqa: F811
     assert max(static) < STATIC_MAX_S, sorted(static)[-5:]
     harness.wait_for(lambda: (lambda reps: reps if reps and not {r["pid"] for r in reps} & before
                               else None)(all_ready(httpd)), 30, what="every replica replaced")
+
+
+def test_graceful_restarts_in_quick_succession_keep_httpd_up(httpd):
+    """Restarts inside each other's wake-up window (the SIGCHLD handler and its
+    timer, 1.5 s): the parent's restarts and reaping are not disturbed by
+    the interrupted sleeps. (The handler is also removed before httpd
+    unloads the module at each restart; httpd maps it again at the same
+    address here, so a test cannot tell that apart.)"""
+    body = f"DocumentRoot {httpd.root}/htdocs\n<Directory {httpd.root}/htdocs>\n    Require all granted\n</Directory>"
+    httpd.write_config(body)
+    httpd.start()
+    main_pid = httpd.main_pid
+    for _ in range(4):
+        httpd.graceful()
+        time.sleep(0.2)
+    time.sleep(2)  # past every window: children of each generation have exited meanwhile
+    assert httpd.pid() == main_pid and harness.pid_alive(main_pid)
+    assert httpd.get("/static.txt").status == 200
