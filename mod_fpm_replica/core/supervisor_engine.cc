@@ -64,6 +64,13 @@ struct SupervisorEngine::Job {
     bool ever_started = false;
     RestartBackoff backoff;
     uint32_t restart_seen = 0;      // restart_requested value already handled
+    // Realpath mode: a deploy tool's prepare has the serving master compile
+    // the new release's working set before the flip (the same master
+    // serves every release there). `prewarm_ping` carries the request.
+    enum class Prewarm { None, Listing, Compiling } prewarm = Prewarm::None;
+    std::string prewarm_release;
+    int64_t prewarm_deadline_us = 0;
+    std::unique_ptr<MasterPing> prewarm_ping;
     bool replace_pending = false;   // a rolling replacement is due
     // Preparing/Prepared: a deploy tool asked for a master on a release
     // before flipping the symlink (status action=prepare); it runs on the
@@ -857,7 +864,11 @@ void SupervisorEngine::finish_replacement(Job& j) {
 }
 
 TrustedRelease* SupervisorEngine::release_slot_of(const Job& j) const {
-    int index = shared_.find_release(j.plan.release_symlink);
+    return release_slot_for(j.plan.release_symlink);
+}
+
+TrustedRelease* SupervisorEngine::release_slot_for(const std::string& symlink) const {
+    int index = shared_.find_release(symlink);
     return index < 0 ? nullptr : &shared_.trusted_release_rw(index);
 }
 
@@ -900,7 +911,7 @@ std::optional<std::string> SupervisorEngine::read_prepare_request(const Job& j, 
 void SupervisorEngine::handle_prepare_requests(int64_t now) {
     for (auto& jp : jobs_) {
         Job& j = *jp;
-        if (!j.plan.supervised || j.retiring || !j.namespace_mode()) continue;
+        if (!j.plan.supervised || j.retiring || j.plan.release_symlink.empty()) continue;
         const std::string& symlink = j.plan.release_symlink;
         int index = shared_.find_release(symlink);
         if (index < 0) continue;
@@ -927,6 +938,13 @@ void SupervisorEngine::handle_prepare_requests(int64_t now) {
             continue;
         }
         const std::string& target = *valid;
+        if (!j.namespace_mode()) {
+            seen->second = requests;
+            rs.prepare_handled.store(requests);
+            write_locked_string(rs.prepared_seq, rs.prepared, kReleaseLength, target);
+            begin_prewarm(symlink, target, now);
+            continue;
+        }
         Job* chosen = nullptr;
         bool busy = false;
         for (auto& kp : jobs_) {
@@ -984,10 +1002,89 @@ void SupervisorEngine::stop_member(Job& j, size_t member, int64_t now, bool drai
     world_.processes.ask_to_stop(m.pid());
 }
 
+// Realpath mode, status action=prepare: every serving master of the
+// symlink's replicas compiles the working set it has now, mapped to
+// `target`, so the first requests after the flip find it cached. The
+// preparation is ready once each has answered (or its warm-up timeout ran out).
+void SupervisorEngine::begin_prewarm(const std::string& symlink, const std::string& target, int64_t now) {
+    bool any = false;
+    for (auto& kp : jobs_) {
+        Job& k = *kp;
+        if (!k.plan.supervised || k.retiring || k.plan.release_symlink != symlink) continue;
+        k.prewarm_ping.reset();
+        k.prewarm = Job::Prewarm::None;
+        const MemberRun& m = k.current();
+        if (!k.plan.warmup.enabled || !m.pid() || m.stopping || state(k, k.active) != ReplicaState::Ready ||
+            !world_.pings.script_present(k.plan.warmup.script)) {
+            continue;
+        }
+        k.prewarm = Job::Prewarm::Listing;
+        k.prewarm_release = target;
+        k.prewarm_deadline_us = now + k.plan.warmup.timeout_us;
+        k.prewarm_ping = world_.pings.start_request(k.plan.members[k.active].socket,
+                                                    warmup_list_request(k.plan.warmup.script),
+                                                    k.prewarm_deadline_us, FcgiPingClient::kMaxWarmupReplyBytes);
+        any = true;
+    }
+    if (TrustedRelease* rs = release_slot_for(symlink)) {
+        rs->prepare_state.store(static_cast<uint32_t>(any ? PrepareState::Starting : PrepareState::Ready));
+    }
+}
+
+void SupervisorEngine::advance_prewarms(int64_t now) {
+    std::set<std::string> advanced, pending;
+    for (auto& kp : jobs_) {
+        Job& k = *kp;
+        if (k.prewarm == Job::Prewarm::None) continue;
+        advanced.insert(k.plan.release_symlink);
+        MasterPing::Result result = k.prewarm_ping ? k.prewarm_ping->advance(world_.clock.now_us())
+                                                   : MasterPing::Result::Failed;
+        if (result == MasterPing::Result::Pending) {
+            pending.insert(k.plan.release_symlink);
+            continue;
+        }
+        int status = k.prewarm_ping ? k.prewarm_ping->http_status() : 0;
+        std::string body = result == MasterPing::Result::Answered ? k.prewarm_ping->body() : std::string();
+        k.prewarm_ping.reset();
+        bool listed = k.prewarm == Job::Prewarm::Listing;
+        k.prewarm = Job::Prewarm::None;
+        if (result != MasterPing::Result::Answered || status < 200 || status >= 300) {
+            if (status != 409) {
+                log(LogLevel::Warning,
+                    format_text(FPMRNO(00178) "replica '%s' of %s: compiling release %s before the flip "
+                                "stopped (%s); the flip finds it cold", k.name_c(), k.vhost_c(),
+                                k.prewarm_release.c_str(),
+                                result == MasterPing::Result::Answered ? "the warm-up script refused"
+                                                                       : "no answer in time"));
+            }
+            continue;
+        }
+        if (!listed) continue;  // compiled: done
+        std::vector<std::string> working_set =
+            map_working_set(parse_script_list(body).scripts, resolve_release(k.plan.release_symlink),
+                            k.prewarm_release, "");
+        if (working_set.empty()) continue;
+        int64_t left_ms = std::max<int64_t>(1, (k.prewarm_deadline_us - now) / 1000);
+        k.prewarm = Job::Prewarm::Compiling;
+        k.prewarm_ping = world_.pings.start_request(
+            k.plan.members[k.active].socket,
+            warmup_compile_request(k.plan.warmup.script, working_set, left_ms),
+            k.prewarm_deadline_us + kReadyPingUs, FcgiPingClient::kMaxWarmupReplyBytes);
+        pending.insert(k.plan.release_symlink);
+    }
+    for (const std::string& symlink : advanced) {
+        if (pending.count(symlink)) continue;
+        if (TrustedRelease* rs = release_slot_for(symlink)) {
+            rs->prepare_state.store(static_cast<uint32_t>(PrepareState::Ready));
+        }
+    }
+}
+
 void SupervisorEngine::turn() {
     int64_t now = world_.clock.now_us();
     reap(now);
     handle_prepare_requests(now);
+    advance_prewarms(now);
     notice_replacement_requests(false, now);
     for (auto& j : jobs_) start_if_due(*j, now);
     for (auto& j : jobs_) check_ready(*j, now);

@@ -123,6 +123,9 @@ private:
     void escalate_stops(int64_t now);
     void finish_replacement(Job& j);
     TrustedRelease* release_slot_of(const Job& j) const;
+    TrustedRelease* release_slot_for(const std::string& symlink) const;
+    void begin_prewarm(const std::string& symlink, const std::string& target, int64_t now);
+    void advance_prewarms(int64_t now);
     void set_prepare_state(const Job& j, PrepareState st);
     std::optional<std::string> read_prepare_request(const Job& j, ReleaseSlot& open, int64_t now);
     void handle_prepare_requests(int64_t now);

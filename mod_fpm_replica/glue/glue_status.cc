@@ -86,14 +86,16 @@ bool read_form(request_rec* r, std::string* action, std::string* replica, std::s
     return true;
 }
 
-// action=prepare&release=DIR: the supervisor brings one replica up on DIR
-// (namespace mode) so a deploy tool can check it before flipping the symlink.
+// action=prepare&release=DIR, before a deploy tool flips the symlink: in
+// namespace mode the supervisor brings one replica up on DIR, which the tool
+// checks; in realpath mode (every master serves every release) the serving
+// masters compile DIR's working set, so the flip finds it warm.
 int handle_prepare(request_rec* r, VhostReplicas& set, SharedState shared, const std::string& dir) {
     ReleaseConfig* release = release_for(set.defined_in);
-    if (!routes_by_release(&set) || !release) {
+    if (!release || !server_config(set.defined_in)->spawn_command) {
         return send_error(r, HTTP_CONFLICT,
-                          "prepare needs namespace mode with supervision (FpmReplicaStablePath "
-                          "and FpmReplicaSpawn); in realpath mode every replica serves every release");
+                          "prepare needs FpmReplicaRelease and supervision (FpmReplicaSpawn); without "
+                          "them every replica serves every release as it is (realpath mode)");
     }
     // Checked here for a clear answer; the supervisor checks it again, as
     // untrusted input, before it starts anything.

@@ -867,3 +867,26 @@ TEST_CASE_METHOD(NamespaceReplicaRunning, "engine: a prepared release is warmed 
     CHECK(rig.processes.table[prepared].compiled ==
           std::vector<std::string>{"/srv/live/app/index.php", "/srv/live/app/src/App.php"});
 }
+
+TEST_CASE("engine: realpath mode, a prepare has the serving masters compile the new release before the flip",
+          "[engine]") {
+    Blocks blocks;
+    Deploy deploy;
+    ReplicaPlan a = replica(blocks, "app", "a"), b = replica(blocks, "app", "b");
+    for (ReplicaPlan* r : {&a, &b}) r->release_symlink = deploy.current();
+    REQUIRE(blocks.state.claim_release(deploy.current()) >= 0);
+    Rig rig(blocks, plan_of({a, b}));
+    rig.run(kSecond);
+    FakeMaster& serving_a = rig.processes.table[rig.pid(a, 0)];
+    serving_a.cached = {deploy.release("r1") + "/index.php", deploy.release("r1") + "/lib/x.php", "/usr/share/php/y.php"};
+    rig.processes.table[rig.pid(b, 0)].warmup_answer = Answer::Hang;  // busy: bounded by the timeout
+    request_prepare(blocks, deploy.current(), deploy.release("r2"));
+    rig.run(kSecond);
+    CHECK(serving_a.compiled == std::vector<std::string>{deploy.release("r2") + "/index.php",
+                                                         deploy.release("r2") + "/lib/x.php"});
+    CHECK(prepare_state(blocks, deploy.current()) == PrepareState::Starting);  // b still at it
+    CHECK(rig.pid(a, 1) == 0);  // no new master in realpath mode
+    rig.run(10 * kSecond);
+    CHECK(prepare_state(blocks, deploy.current()) == PrepareState::Ready);
+    CHECK(rig.log.count("FPMR00178") == 1);
+}
