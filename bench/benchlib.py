@@ -11,7 +11,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "integration"))
-import harness  # noqa: E402,F401
+import harness  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
@@ -33,16 +33,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def process_tree_cpu_seconds(parent_pid):
     """User + system CPU of a process and its live children (httpd's workers)."""
     total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry), int(fields[1])
-        if pid == parent_pid or ppid == parent_pid:
+    for pid, fields in harness.proc_stats():
+        if pid == parent_pid or int(fields[1]) == parent_pid:
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / CLOCK_TICKS
 

@@ -74,20 +74,23 @@ def wait_for(predicate, timeout, interval=0.05, what="condition"):
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
-def children_of(parent_pid):
-    """Pids of the live (not zombie) processes whose parent is `parent_pid`."""
-    out = []
+def proc_stats():
+    """(pid, fields of /proc/PID/stat after the command name) of every
+    process still there: fields[0] is the state, [1] the parent pid."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+                yield int(entry), f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == parent_pid and fields[0] != "Z":
-            out.append(int(entry))
-    return sorted(out)
+
+
+def children_of(parent_pid):
+    """Pids of the live (not zombie) processes whose parent is `parent_pid`."""
+    return sorted(pid for pid, fields in proc_stats()
+                  if int(fields[1]) == parent_pid and fields[0] != "Z")
 
 
 def socket_fds(pid):
