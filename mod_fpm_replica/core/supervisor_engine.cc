@@ -321,6 +321,7 @@ bool SupervisorEngine::start_member(Job& j, size_t member, int64_t now, const st
     set_health(j, member, HealthState::Unknown);
     set_trouble(j, member, MasterTrouble::None, 0);
     set_state(j, member, ReplicaState::Starting);
+    ++starting_;
     log(LogLevel::Notice,
         format_text(FPMRNO(00029) "started replica '%s' of %s on %s: pid %d%s%s", j.name_c(), j.vhost_c(),
                     mp.socket.text().c_str(), static_cast<int>(started->pid),
@@ -532,7 +533,10 @@ int SupervisorEngine::masters_starting() const {
     return starting;
 }
 
-bool SupervisorEngine::may_start_one() const { return masters_starting() < limits_.max_starting; }
+// Counted once where a turn's starts begin (starting_), and kept up by
+// start_member: asking every member for every job would be quadratic in
+// the number of replicas, hundreds on a shared host.
+bool SupervisorEngine::may_start_one() const { return starting_ < limits_.max_starting; }
 
 void SupervisorEngine::start_if_due(Job& j, int64_t now) {
     if (!j.plan.supervised || j.retiring || predecessor_running(j)) return;
@@ -1086,8 +1090,10 @@ void SupervisorEngine::turn() {
     handle_prepare_requests(now);
     advance_prewarms(now);
     notice_replacement_requests(false, now);
+    starting_ = masters_starting();
     for (auto& j : jobs_) start_if_due(*j, now);
     for (auto& j : jobs_) check_ready(*j, now);
+    starting_ = masters_starting();  // those that became ready free their place
     advance_replacements(now);
     advance_retirements(now);
     escalate_stops(world_.clock.now_us());

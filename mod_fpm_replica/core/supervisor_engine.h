@@ -137,6 +137,7 @@ private:
     SupervisorWorld world_;
     Limits limits_;
     int64_t drain_timeout_us_;
+    int starting_ = 0;  // masters starting now (may_start_one)
     std::vector<std::unique_ptr<Job>> jobs_;
     std::map<std::string, uint32_t> prepare_seen_;  // release symlink -> prepare_requests seen
     struct StuckRequest {
