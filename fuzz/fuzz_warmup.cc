@@ -2,6 +2,7 @@
 // reads them: the list of cached scripts (then mapped to another release)
 // and the compile summary. The input's parts ("\n%%\n" between them): the
 // list body, the old release, the new release, the stable path.
+#include <set>
 #include <string>
 
 #include "fuzz_input.h"
@@ -32,14 +33,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (!plain_absolute(script)) violated("parse_script_list kept a path that is not plain and absolute");
         if (script.find('\n') != std::string::npos) violated("a script path holds a line break");
     }
-    const std::vector<std::string> mapped = map_working_set(list.scripts, parts[1], parts[2], parts[3]);
-    if (mapped.size() > list.scripts.size()) violated("the mapping made up scripts");
     std::string under = parts[3].empty() ? parts[2] : parts[3];
     while (!under.empty() && under.back() == '/') under.pop_back();
+    const std::vector<std::string> dropped =
+        map_working_set(list.scripts, parts[1], parts[2], parts[3], SharedScripts::kDrop);
+    const std::vector<std::string> mapped =
+        map_working_set(list.scripts, parts[1], parts[2], parts[3], SharedScripts::kKeep);
+    if (mapped.size() > list.scripts.size()) violated("the mapping made up scripts");
+    if (dropped.size() > mapped.size()) violated("keeping shared scripts lost mapped ones");
+    const std::set<std::string> listed(list.scripts.begin(), list.scripts.end());
     for (const std::string& script : mapped) {
         if (!plain_absolute(script)) violated("map_working_set made a path that is not plain and absolute");
+        const bool in_release = script.compare(0, under.size() + 1, under + "/") == 0;
+        // Outside the new release only a listed script, unchanged (a shared one).
+        if (!in_release && listed.count(script) == 0) {
+            violated("map_working_set made a path outside the new release (or the stable path)");
+        }
+    }
+    for (const std::string& script : dropped) {
         if (script.compare(0, under.size() + 1, under + "/") != 0) {
-            violated("map_working_set left the new release (or the stable path)");
+            violated("map_working_set kept a shared script it was to drop");
         }
     }
     size_t included = 0;

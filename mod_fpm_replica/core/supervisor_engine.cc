@@ -679,7 +679,10 @@ void SupervisorEngine::advance_warmup(Job& j, size_t i, int64_t now) {
         std::vector<std::string> working_set;
         if (j.namespace_mode() || !m.warmup_from_release.empty() || !m.release.empty()) {
             working_set = map_working_set(listed.scripts, m.warmup_from_release, m.release,
-                                          j.plan.request.stable_path);
+                                          j.plan.request.stable_path, SharedScripts::kKeep);
+            // The warm-up script compiles itself by answering.
+            working_set.erase(std::remove(working_set.begin(), working_set.end(), spec.script),
+                              working_set.end());
         } else {
             // No release on either side: both masters serve the same files.
             for (const std::string& script : listed.scripts) {
@@ -1066,7 +1069,7 @@ void SupervisorEngine::advance_prewarms(int64_t now) {
         if (!listed) continue;  // compiled: done
         std::vector<std::string> working_set =
             map_working_set(parse_script_list(body).scripts, resolve_release(k.plan.release_symlink),
-                            k.prewarm_release, "");
+                            k.prewarm_release, "", SharedScripts::kDrop);
         if (working_set.empty()) continue;
         int64_t left_ms = std::max<int64_t>(1, (k.prewarm_deadline_us - now) / 1000);
         k.prewarm = Job::Prewarm::Compiling;

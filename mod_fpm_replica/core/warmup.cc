@@ -41,6 +41,14 @@ bool parse_count(std::string_view text, int64_t* out) {
     return ec == std::errc() && end == text.data() + text.size() && *out >= 0;
 }
 
+// The directory a release directory lies in ("/srv/app/releases" for
+// "/srv/app/releases/r1"), or "" when that is the root.
+std::string releases_directory_of(const std::string& release) {
+    std::string d = directory_of(release);
+    size_t slash = d.rfind('/');
+    return slash == std::string::npos || slash == 0 ? std::string() : d.substr(0, slash);
+}
+
 }  // namespace
 
 ScriptList parse_script_list(std::string_view body) {
@@ -68,19 +76,35 @@ ScriptList parse_script_list(std::string_view body) {
 std::vector<std::string> map_working_set(const std::vector<std::string>& scripts,
                                          const std::string& from_release,
                                          const std::string& to_release,
-                                         const std::string& stable_path) {
+                                         const std::string& stable_path,
+                                         SharedScripts shared) {
     std::vector<std::string> mapped;
     std::set<std::string> seen;
     const bool namespace_mode = !stable_path.empty();
     const std::string from = directory_of(namespace_mode ? stable_path : from_release);
     const std::string to = directory_of(namespace_mode ? stable_path : to_release);
     if (from.empty() || to.empty() || !acceptable_path(from) || !acceptable_path(to)) return mapped;
+    std::vector<std::string> other_releases;
+    for (const std::string* release : {&from_release, &to_release}) {
+        std::string dir = releases_directory_of(*release);
+        if (!dir.empty()) other_releases.push_back(dir);
+    }
+    auto add = [&](std::string target) {
+        if (target.size() <= kMaxScriptPathLength && seen.insert(target).second) {
+            mapped.push_back(std::move(target));
+        }
+    };
     for (const std::string& script : scripts) {
         if (mapped.size() == kMaxWarmupScripts) break;
-        if (!acceptable_path(script) || !under(script, from)) continue;
-        std::string target = to + script.substr(from.size());
-        if (target.size() > kMaxScriptPathLength) continue;
-        if (seen.insert(target).second) mapped.push_back(std::move(target));
+        if (!acceptable_path(script)) continue;
+        if (under(script, from)) {
+            add(to + script.substr(from.size()));
+            continue;
+        }
+        if (shared == SharedScripts::kDrop) continue;
+        bool another_release = false;
+        for (const std::string& dir : other_releases) another_release |= under(script, dir);
+        if (!another_release) add(script);
     }
     return mapped;
 }

@@ -38,20 +38,34 @@ struct ScriptList {
 // the supervisor would not name itself.
 ScriptList parse_script_list(std::string_view body);
 
+// What becomes of a cached script outside the release (or the stable path)
+// when a working set is mapped.
+enum class SharedScripts {
+    // Kept as it is: a new master's cache is empty, and a library outside
+    // the release (Debian's /usr/share/php, a template cache) is as much
+    // part of the working set as the release's own files.
+    kKeep,
+    // Dropped: the same master compiles another release, and has the
+    // shared scripts cached already.
+    kDrop,
+};
+
 // The working set of an old master as a new master sees it, in order,
 // without duplicates.
 // - Realpath mode (`stable_path` empty): a script under `from_release` (the
 //   old master's release directory, a real path) becomes the same relative
-//   path under `to_release`; anything else (the warm-up script, a library
-//   outside the release) is dropped. The same release on both sides (a
-//   restart) keeps the paths.
+//   path under `to_release`. The same release on both sides (a restart)
+//   keeps the paths.
 // - Namespace mode (`stable_path` set): every master sees its own release
-//   under the stable path, so scripts under it are kept as they are and
-//   all others dropped; the releases are not used.
+//   under the stable path, so scripts under it are kept as they are.
+// Any other script is another release's when it lies in the directory that
+// holds `from_release` or `to_release` (dropped: pinned requests of an old
+// release warm nothing), else shared, which `shared` decides.
 std::vector<std::string> map_working_set(const std::vector<std::string>& scripts,
                                          const std::string& from_release,
                                          const std::string& to_release,
-                                         const std::string& stable_path);
+                                         const std::string& stable_path,
+                                         SharedScripts shared);
 
 // The `list` request: GET `script_path`?action=list.
 FcgiRequest warmup_list_request(const std::string& script_path);

@@ -863,9 +863,11 @@ TEST_CASE_METHOD(NamespaceReplicaRunning, "engine: a prepared release is warmed 
     int32_t prepared = rig.pid(a, 1);
     REQUIRE(prepared != 0);
     CHECK(prepare_state(blocks, deploy.current()) == PrepareState::Ready);
-    // Every master sees its release under the stable path: the same paths.
+    // Every master sees its release under the stable path: the same paths,
+    // and a script outside it (a library, a template cache) as it is.
     CHECK(rig.processes.table[prepared].compiled ==
-          std::vector<std::string>{"/srv/live/app/index.php", "/srv/live/app/src/App.php"});
+          std::vector<std::string>{"/srv/live/app/index.php", "/srv/live/app/src/App.php",
+                                   "/tmp/elsewhere.php"});
 }
 
 TEST_CASE("engine: realpath mode, a prepare has the serving masters compile the new release before the flip",

@@ -41,26 +41,43 @@ TEST_CASE("realpath mode maps the old release's scripts into the new release", "
     std::vector<std::string> cached = {
         "/srv/app/releases/r1/index.php",
         "/srv/app/releases/r1/vendor/autoload.php",
-        "/usr/share/fpm-replica/warmup.php",  // not the application's
-        "/srv/app/releases/r10/other.php",    // a sibling directory with the same prefix
-        "/srv/app/releases/r1",               // the directory itself
-        "/srv/app/releases/r1/index.php",     // twice
+        "/usr/share/php/Twig/Environment.php",  // a library outside the release
+        "/srv/app/releases/r10/other.php",      // a sibling directory with the same prefix
+        "/srv/app/releases/r1",                 // the directory itself
+        "/srv/app/releases/r1/index.php",       // twice
         "relative.php",
+        "/usr/share/../../etc/x.php",
     };
-    CHECK(map_working_set(cached, "/srv/app/releases/r1", "/srv/app/releases/r2/", "") ==
+    // The same master compiles another release: it has the library already.
+    CHECK(map_working_set(cached, "/srv/app/releases/r1", "/srv/app/releases/r2/", "",
+                          SharedScripts::kDrop) ==
           std::vector<std::string>{"/srv/app/releases/r2/index.php",
                                    "/srv/app/releases/r2/vendor/autoload.php"});
+    // A new master: the library too, as it is; the other release's script not.
+    CHECK(map_working_set(cached, "/srv/app/releases/r1", "/srv/app/releases/r2/", "",
+                          SharedScripts::kKeep) ==
+          std::vector<std::string>{"/srv/app/releases/r2/index.php",
+                                   "/srv/app/releases/r2/vendor/autoload.php",
+                                   "/usr/share/php/Twig/Environment.php"});
     // A restart on the same release keeps the paths.
-    CHECK(map_working_set(cached, "/srv/app/releases/r1/", "/srv/app/releases/r1", "") ==
+    CHECK(map_working_set(cached, "/srv/app/releases/r1/", "/srv/app/releases/r1", "",
+                          SharedScripts::kKeep) ==
           std::vector<std::string>{"/srv/app/releases/r1/index.php",
-                                   "/srv/app/releases/r1/vendor/autoload.php"});
+                                   "/srv/app/releases/r1/vendor/autoload.php",
+                                   "/usr/share/php/Twig/Environment.php"});
+    // Releases in different directories: neither's other scripts are shared.
+    CHECK(map_working_set({"/a/releases/r1/x.php", "/b/releases/r0/y.php", "/a/releases/r0/z.php"},
+                          "/a/releases/r1", "/b/releases/r2", "", SharedScripts::kKeep) ==
+          std::vector<std::string>{"/b/releases/r2/x.php"});
     // No release known on either side: nothing to map.
-    CHECK(map_working_set(cached, "", "/srv/app/releases/r2", "").empty());
-    CHECK(map_working_set(cached, "/srv/app/releases/r1", "", "").empty());
-    CHECK(map_working_set(cached, "/", "/srv/app/releases/r2", "").empty());
-    CHECK(map_working_set(cached, "/srv/app/releases/r1", "/srv/x/../y", "").empty());
-    // A line break would split one path into two lines of a compile request.
-    CHECK(map_working_set(cached, "/srv/app/releases/r1", "/srv/app/r2\n/etc", "").empty());
+    for (SharedScripts shared : {SharedScripts::kKeep, SharedScripts::kDrop}) {
+        CHECK(map_working_set(cached, "", "/srv/app/releases/r2", "", shared).empty());
+        CHECK(map_working_set(cached, "/srv/app/releases/r1", "", "", shared).empty());
+        CHECK(map_working_set(cached, "/", "/srv/app/releases/r2", "", shared).empty());
+        CHECK(map_working_set(cached, "/srv/app/releases/r1", "/srv/x/../y", "", shared).empty());
+        // A line break would split one path into two lines of a compile request.
+        CHECK(map_working_set(cached, "/srv/app/releases/r1", "/srv/app/r2\n/etc", "", shared).empty());
+    }
 }
 
 TEST_CASE("namespace mode keeps the scripts under the stable path", "[warmup]") {
@@ -69,9 +86,15 @@ TEST_CASE("namespace mode keeps the scripts under the stable path", "[warmup]") 
         "/srv/app/releases/r1/c.php", "/usr/share/fpm-replica/warmup.php",
     };
     // The releases do not matter: every master sees its own under /srv/app/live.
-    CHECK(map_working_set(cached, "/srv/app/releases/r1", "/srv/app/releases/r2", "/srv/app/live/") ==
+    CHECK(map_working_set(cached, "/srv/app/releases/r1", "/srv/app/releases/r2", "/srv/app/live/",
+                          SharedScripts::kDrop) ==
           std::vector<std::string>{"/srv/app/live/index.php", "/srv/app/live/lib/a.php"});
-    CHECK(map_working_set(cached, "", "", "/srv/app/live").size() == 2);
+    // A new master: what lies outside both the stable path and the releases too.
+    CHECK(map_working_set(cached, "/srv/app/releases/r1", "/srv/app/releases/r2", "/srv/app/live/",
+                          SharedScripts::kKeep) ==
+          std::vector<std::string>{"/srv/app/live/index.php", "/srv/app/live/lib/a.php",
+                                   "/srv/app/liveX/b.php", "/usr/share/fpm-replica/warmup.php"});
+    CHECK(map_working_set(cached, "", "", "/srv/app/live", SharedScripts::kDrop).size() == 2);
 }
 
 TEST_CASE("the list and compile requests of the warm-up script", "[warmup]") {
