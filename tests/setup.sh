@@ -7,11 +7,11 @@ cd "$(dirname "$0")/.."
 PACKAGES=(apache2 apache2-dev libcap-dev libcap2-bin catch2 php-fpm libfcgi-bin wrk curl prometheus
           cmake g++ make python3 python3-pytest clang libclang-rt-14-dev
           debhelper dpkg-dev fakeroot lintian debootstrap iproute2)
-# The real application test deploys Adminer from Debian's package. Installed
-# second, once php-fpm is in place, so that apt satisfies its "php" dependency
-# with php-fpm and not with libapache2-mod-php (which would switch the
-# system's apache2 to the prefork MPM).
-LATE_PACKAGES=(adminer)
+# The real application tests deploy Adminer and phpMyAdmin from Debian's
+# packages. Installed second, once php-fpm is in place, so that apt satisfies
+# their "php" dependencies with php-fpm and not with libapache2-mod-php (which
+# would switch the system's apache2 to the prefork MPM).
+LATE_PACKAGES=(adminer phpmyadmin)
 
 missing_of() {
     local p
@@ -39,6 +39,10 @@ if ((${#missing[@]})); then
     if ((${#first[@]})); then
         apt-get install -y -q --no-install-recommends "${first[@]}"
     fi
+    # phpMyAdmin's debconf questions, answered: no database set-up through
+    # dbconfig-common (its login page needs none), no web server changed.
+    printf '%s\n' 'phpmyadmin phpmyadmin/dbconfig-install boolean false' \
+        'phpmyadmin phpmyadmin/reconfigure-webserver multiselect' | debconf-set-selections
     apt-get install -y -q --no-install-recommends "${LATE_PACKAGES[@]}"
 fi
 
