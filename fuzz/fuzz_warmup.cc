@@ -7,6 +7,7 @@
 
 #include "fuzz_input.h"
 #include "warmup.h"
+#include "warmup_urls.h"
 
 using namespace fpmr;
 using fpmr::fuzz::violated;
@@ -60,6 +61,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (compile.body.size() > kMaxCompileBodyBytes || included > mapped.size()) {
         violated("a compile request beyond its bounds");
     }
+    // The steering header a client may forge, and the status line of an
+    // answer through httpd: a header that parses formats back to itself.
+    if (auto header = parse_warmup_header(parts[0], 1 << 20)) {
+        if (header->slot < 0 || header->token.empty()) violated("a warm-up header with no slot or token");
+        if (warmup_header_value(header->slot, header->token) != parts[0]) {
+            violated("a warm-up header that does not format back to itself");
+        }
+    }
+    const int status = parse_http_status(text);
+    if (status != 0 && (status < 100 || status > 599)) violated("an HTTP status out of range");
     if (auto result = parse_compile_answer(text)) {
         if (result->compiled < 0 || result->skipped < 0 || result->errors < 0 || result->elapsed_ms < 0) {
             violated("a negative count in a compile answer");

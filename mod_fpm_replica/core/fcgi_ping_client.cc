@@ -6,11 +6,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
 
 #include "fcgi_ping.h"
+#include "warmup_urls.h"
 
 namespace fpmr {
 
@@ -23,6 +25,12 @@ FcgiPingClient::FcgiPingClient(const SocketSpec& socket, const std::string& path
 FcgiPingClient::FcgiPingClient(const SocketSpec& socket, const FcgiRequest& request,
                                int64_t deadline_us, size_t max_reply_bytes)
     : request_(fcgi_request(request)), max_reply_bytes_(max_reply_bytes), deadline_us_(deadline_us) {
+    connect_to(socket);
+}
+
+FcgiPingClient::FcgiPingClient(Http, const SocketSpec& socket, std::string http_request,
+                               int64_t deadline_us)
+    : request_(std::move(http_request)), deadline_us_(deadline_us), http_(true) {
     connect_to(socket);
 }
 
@@ -109,7 +117,28 @@ FcgiPingClient::Result FcgiPingClient::advance(int64_t now_us, int wait_ms) {
         }
         return Result::Pending;
     }
-    return receive();
+    return http_ ? receive_http() : receive();
+}
+
+// An HTTP answer through httpd: its status line, then whatever follows
+// (discarded, bounded) until httpd closes the connection.
+FcgiPingClient::Result FcgiPingClient::receive_http() {
+    constexpr size_t kHeadBytes = 64;
+    char buffer[16384];
+    for (;;) {
+        ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+        if (n < 0 && errno == EAGAIN) return Result::Pending;
+        if (n < 0) return finish(Result::Failed);
+        if (n == 0) {
+            http_status_ = parse_http_status(http_head_);
+            return finish(http_status_ ? Result::Answered : Result::Failed);
+        }
+        received_ += static_cast<size_t>(n);
+        if (http_head_.size() < kHeadBytes) {
+            http_head_.append(buffer, std::min(static_cast<size_t>(n), kHeadBytes - http_head_.size()));
+        }
+        if (received_ > max_reply_bytes_ * 64) return finish(Result::Failed);  // 4 MiB of page
+    }
 }
 
 // Reads what the socket has now, in one turn up to a bounded amount (so one

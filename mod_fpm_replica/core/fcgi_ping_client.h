@@ -1,7 +1,9 @@
 // One FastCGI ping in flight over a socket, advanced without blocking: the
 // supervisor keeps one per replica member (readiness, health checks) and
-// waits for all of them at once, so a hung replica holds nobody up. Plain
-// POSIX sockets, no httpd types.
+// waits for all of them at once, so a hung replica holds nobody up. The
+// same client carries the warm-up's plain HTTP requests through httpd
+// (core/warmup_urls), whose answer ends where httpd closes the connection.
+// Plain POSIX sockets, no httpd types.
 #pragma once
 
 #include <cstddef>
@@ -32,6 +34,12 @@ public:
     // failing once more than `max_reply_bytes` arrived without an end.
     FcgiPingClient(const SocketSpec& socket, const FcgiRequest& request, int64_t deadline_us,
                    size_t max_reply_bytes = kMaxReplyBytes);
+    // Sends `http_request` (whole HTTP/1.1 request bytes asking for
+    // "Connection: close") and reads the answer up to the end of the
+    // connection; Answered when it began with a status line. The body is
+    // not kept.
+    struct Http {};
+    FcgiPingClient(Http, const SocketSpec& socket, std::string http_request, int64_t deadline_us);
     ~FcgiPingClient();
     FcgiPingClient(const FcgiPingClient&) = delete;
     FcgiPingClient& operator=(const FcgiPingClient&) = delete;
@@ -59,6 +67,7 @@ public:
 
 private:
     void connect_to(const SocketSpec& socket);
+    Result receive_http();
     Result finish(Result r);
     Result receive();
 
@@ -68,8 +77,10 @@ private:
     size_t sent_ = 0;
     FcgiReplyReader reader_;
     size_t received_ = 0;  // bytes read so far, framing included
-    size_t max_reply_bytes_;
-    int64_t deadline_us_;
+    size_t max_reply_bytes_ = kMaxReplyBytes;
+    int64_t deadline_us_ = 0;
+    bool http_ = false;
+    std::string http_head_;  // the first bytes of an HTTP answer, for its status line
     Result result_ = Result::Pending;
     int http_status_ = 0;
     std::string body_;

@@ -334,6 +334,8 @@ void SharedState::bind_slot(int index, std::string_view key, uint32_t generation
     s.trouble_detail.store(0);
     s.warmup_scripts.store(-1);
     s.warmup_us.store(-1);
+    s.warmup_token_high.store(0);
+    s.warmup_token_low.store(0);
     write_slot_release(s, "");
     ReplicaSlot& o = slot(index);
     o.in_flight.store(0);

@@ -69,7 +69,7 @@ enum class MasterTrouble : uint32_t {
 
 constexpr uint32_t kSharedMagic = 0x52504d46;   // "FMPR" little-endian
 constexpr uint32_t kTrustedMagic = 0x54504d46;  // "FMPT"
-constexpr uint32_t kLayoutVersion = 10;
+constexpr uint32_t kLayoutVersion = 11;
 constexpr size_t kSlotKeyLength = 256;
 constexpr size_t kNonceLength = 32;  // hex characters
 constexpr size_t kReleaseLength = 512;
@@ -128,6 +128,10 @@ struct TrustedSlot {
     // compiled and how long it took; -1: none.
     std::atomic<int64_t> warmup_scripts;
     std::atomic<int64_t> warmup_us;
+    // While its warm-up requests the URL paths through httpd: the token its
+    // requests carry (core/warmup_urls); zero otherwise.
+    std::atomic<uint64_t> warmup_token_high;
+    std::atomic<uint64_t> warmup_token_low;
     // The release this member's master serves (namespace mode): a hash the
     // finder compares lock-free, and the path for the status document,
     // under a sequence lock (odd while writing).

@@ -8,6 +8,7 @@
 #include "replica_reason.h"
 #include "fcgi_ping_client.h"
 #include "warmup.h"
+#include "warmup_urls.h"
 
 namespace fpmr {
 
@@ -44,10 +45,15 @@ struct SupervisorEngine::MemberRun {
     // Warm-up (FpmReplicaWarmup): after its master answers, before it is
     // ready, it compiles the working set of the master it replaces (or of
     // a sibling), listed by that master. `ping` carries the request.
-    enum class Warmup { None, Listing, Compiling } warmup = Warmup::None;
+    // Then it requests the URL paths through httpd, one at a time.
+    enum class Warmup { None, Listing, Compiling, RequestingUrls } warmup = Warmup::None;
     int64_t warmup_started_us = 0;
     int64_t warmup_deadline_us = 0;
     std::string warmup_from_release;  // the release of the master whose working set it takes
+    int64_t warmup_scripts = 0;       // compiled so far
+    std::string warmup_problem;       // the first thing that went wrong, for FPMR00177
+    size_t warmup_url = 0;            // the URL path being requested
+    WarmupToken warmup_token;         // what its URL requests carry
 
     int32_t pid() const { return master.pid; }
 };
@@ -109,6 +115,8 @@ SupervisorEngine::Job& SupervisorEngine::add_job(const ReplicaPlan& plan) {
     job->plan = plan;
     job->runs.resize(plan.members.size());
     job->restart_seen = slot(*job, 0).restart_requested.load();
+    // A token a dead supervisor left behind steers nothing any more.
+    for (size_t m = 0; m < job->runs.size(); ++m) withdraw_warmup_token(trusted(*job, m));
     jobs_.push_back(std::move(job));
     return *jobs_.back();
 }
@@ -555,6 +563,7 @@ void SupervisorEngine::check_ready(Job& j, int64_t now) {
         MemberRun& m = j.runs[i];
         if (!m.pid() || m.stopping || state(j, i) != ReplicaState::Starting) {
             if (m.ping && !m.ping_for_health) m.ping.reset();
+            if (m.warmup == MemberRun::Warmup::RequestingUrls) withdraw_warmup_token(trusted(j, i));
             m.warmup = MemberRun::Warmup::None;
             continue;
         }
@@ -628,23 +637,75 @@ bool SupervisorEngine::warmup_source(const Job& j, size_t i, SocketSpec* socket,
     return false;
 }
 
+// The first master of a vhost is not warmed: there is no working set to
+// take, and nobody else to serve its requests while it would wait.
 bool SupervisorEngine::begin_warmup(Job& j, size_t i, int64_t now) {
     const WarmupSpec& spec = j.plan.warmup;
-    if (!spec.enabled || !world_.pings.script_present(spec.script)) return false;
+    if (!spec.enabled) return false;
     SocketSpec source;
     MemberRun& m = j.runs[i];
     if (!warmup_source(j, i, &source, &m.warmup_from_release)) return false;
-    m.warmup = MemberRun::Warmup::Listing;
     m.warmup_started_us = now;
     m.warmup_deadline_us = now + spec.timeout_us;
+    m.warmup_scripts = 0;
+    m.warmup_problem.clear();
     // A replacement's start deadline leaves its warm-up the time it may take.
     if (j.phase == Job::Phase::StartingNew || j.phase == Job::Phase::Preparing) {
         j.phase_deadline_us = std::max(j.phase_deadline_us, m.warmup_deadline_us + kReadyPingUs);
     }
+    m.ping_for_health = false;
+    if (!world_.pings.script_present(spec.script)) return begin_url_requests(j, i, now);
+    m.warmup = MemberRun::Warmup::Listing;
     m.ping = world_.pings.start_request(source, warmup_list_request(spec.script), m.warmup_deadline_us,
                                         FcgiPingClient::kMaxWarmupReplyBytes);
-    m.ping_for_health = false;
     return true;
+}
+
+// After the working set: each URL path once, through httpd, steered to the
+// new master by a one-time token in the trusted block. False when there is
+// none to request (or no time left).
+bool SupervisorEngine::begin_url_requests(Job& j, size_t i, int64_t now) {
+    MemberRun& m = j.runs[i];
+    if (j.plan.warmup.urls.empty() || !j.plan.warmup_listener || now >= m.warmup_deadline_us) return false;
+    do {
+        m.warmup_token = WarmupToken{world_.random.next(), world_.random.next()};
+    } while (m.warmup_token.empty());
+    publish_warmup_token(trusted(j, i), m.warmup_token);
+    m.warmup = MemberRun::Warmup::RequestingUrls;
+    m.warmup_url = 0;
+    request_warmup_url(j, i);
+    return true;
+}
+
+void SupervisorEngine::request_warmup_url(Job& j, size_t i) {
+    MemberRun& m = j.runs[i];
+    m.ping = world_.pings.start_http(
+        *j.plan.warmup_listener,
+        warmup_url_request(j.plan.warmup_host, j.plan.warmup.urls[m.warmup_url],
+                           warmup_header_value(j.plan.members[i].slot, m.warmup_token)),
+        m.warmup_deadline_us);
+}
+
+void SupervisorEngine::advance_url_requests(Job& j, size_t i, int64_t now) {
+    MemberRun& m = j.runs[i];
+    const std::string& url = j.plan.warmup.urls[m.warmup_url];
+    MasterPing::Result result = m.ping->advance(world_.clock.now_us());
+    if (result == MasterPing::Result::Pending) return;
+    int status = m.ping->http_status();
+    m.ping.reset();
+    if (result != MasterPing::Result::Answered) {
+        finish_warmup(j, i, now, -1, format_text("GET %s had no answer in time", url.c_str()).c_str());
+        return;
+    }
+    // An application's own error is worth a line, not the end of warm-up.
+    if ((status < 200 || status >= 400) && m.warmup_problem.empty()) {
+        m.warmup_problem = format_text("GET %s answered %d", url.c_str(), status);
+    }
+    if (++m.warmup_url < j.plan.warmup.urls.size()) {
+        request_warmup_url(j, i);
+        return;
+    }
+    finish_warmup(j, i, now, -1, nullptr);
 }
 
 void SupervisorEngine::advance_warmup(Job& j, size_t i, int64_t now) {
@@ -652,6 +713,10 @@ void SupervisorEngine::advance_warmup(Job& j, size_t i, int64_t now) {
     const WarmupSpec& spec = j.plan.warmup;
     if (!m.ping) {
         finish_warmup(j, i, now, -1, "it lost its request");
+        return;
+    }
+    if (m.warmup == MemberRun::Warmup::RequestingUrls) {
+        advance_url_requests(j, i, now);
         return;
     }
     MasterPing::Result result = m.ping->advance(world_.clock.now_us());
@@ -708,22 +773,29 @@ void SupervisorEngine::advance_warmup(Job& j, size_t i, int64_t now) {
     finish_warmup(j, i, now, compiled->compiled, compiled->timed_out ? "it ran out of time" : nullptr);
 }
 
-// Ends member `i`'s warm-up: `scripts` compiled (-1: it failed, `why`) and
-// the master becomes ready either way (SPEC: a failed warm-up leaves it
-// ready, with one log line).
+// Ends a step of member `i`'s warm-up: the working set's with `scripts`
+// compiled (-1: none; `why` when it failed), then the URL paths if there
+// are any, and at the end the master becomes ready whatever happened (SPEC:
+// a failed warm-up leaves it ready, with one log line).
 void SupervisorEngine::finish_warmup(Job& j, size_t i, int64_t now, int64_t scripts, const char* why) {
     MemberRun& m = j.runs[i];
-    m.warmup = MemberRun::Warmup::None;
     m.ping.reset();
+    if (scripts > 0) m.warmup_scripts = scripts;
+    if (why && m.warmup_problem.empty()) m.warmup_problem = why;
+    const bool scripts_step = m.warmup == MemberRun::Warmup::Listing || m.warmup == MemberRun::Warmup::Compiling;
+    if (m.warmup == MemberRun::Warmup::RequestingUrls) withdraw_warmup_token(trusted(j, i));
+    if (scripts_step && begin_url_requests(j, i, now)) return;
+    m.warmup = MemberRun::Warmup::None;
     int64_t took = world_.clock.now_us() - m.warmup_started_us;
     TrustedSlot& t = trusted(j, i);
-    t.warmup_scripts.store(std::max<int64_t>(scripts, 0));
+    t.warmup_scripts.store(m.warmup_scripts);
     t.warmup_us.store(took);
-    if (why) {
+    if (!m.warmup_problem.empty()) {
         log(LogLevel::Warning,
             format_text(FPMRNO(00177) "replica '%s' of %s: the warm-up of master pid %d stopped after "
                         "%lld ms (%s); it takes requests now", j.name_c(), j.vhost_c(),
-                        static_cast<int>(m.pid()), static_cast<long long>(took / 1000), why));
+                        static_cast<int>(m.pid()), static_cast<long long>(took / 1000),
+                        m.warmup_problem.c_str()));
     }
     become_ready(j, i, now);
 }

@@ -116,6 +116,9 @@ private:
     bool warmup_source(const Job& j, size_t member, SocketSpec* socket, std::string* release) const;
     bool begin_warmup(Job& j, size_t member, int64_t now);
     void advance_warmup(Job& j, size_t member, int64_t now);
+    bool begin_url_requests(Job& j, size_t member, int64_t now);
+    void request_warmup_url(Job& j, size_t member);
+    void advance_url_requests(Job& j, size_t member, int64_t now);
     void finish_warmup(Job& j, size_t member, int64_t now, int64_t scripts, const char* why);
     void advance_replacements(int64_t now);
     bool begin_replacement(Job& j, int64_t now);

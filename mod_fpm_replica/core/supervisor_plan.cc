@@ -124,6 +124,8 @@ void put_replica(Writer& w, const ReplicaPlan& r) {
     w.put(std::string_view(r.warmup.script));
     w.put(static_cast<int64_t>(r.warmup.urls.size()));
     for (const std::string& url : r.warmup.urls) w.put(std::string_view(url));
+    w.put(r.warmup_listener);
+    w.put(std::string_view(r.warmup_host));
     w.put(static_cast<int64_t>(r.members.size()));
     for (const MemberPlan& m : r.members) {
         w.put(static_cast<int64_t>(m.slot));
@@ -167,6 +169,7 @@ bool get_replica(Reader& r, ReplicaPlan* out, uint32_t slot_count) {
     for (std::string& url : out->warmup.urls) {
         if (!r.get(&url)) return false;
     }
+    if (!r.get(&out->warmup_listener) || !r.get(&out->warmup_host)) return false;
     // Every replica has its primary member; the supervisor indexes shared
     // slots with these numbers, so they must name one of its blocks'.
     size_t members;

@@ -41,6 +41,11 @@ struct ReplicaPlan {
     int64_t drain_timeout_us = 60 * 1000000LL;
     // FpmReplicaWarmup of its vhost (on, with the defaults, without one).
     WarmupSpec warmup;
+    // Where the warm-up's URL paths are requested through httpd (only with
+    // URL paths): the vhost's address (loopback for a wildcard one) and its
+    // Host header.
+    std::optional<SocketSpec> warmup_listener;
+    std::string warmup_host;
     std::vector<MemberPlan> members;  // [0] primary, [1] alternate (unix sockets)
 
     const std::string& name() const { return request.replica.name; }

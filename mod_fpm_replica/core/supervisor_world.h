@@ -86,6 +86,18 @@ public:
     // `max_reply_bytes`.
     virtual std::unique_ptr<MasterPing> start_request(const SocketSpec& socket, const FcgiRequest& request,
                                                       int64_t deadline_us, size_t max_reply_bytes) = 0;
+    // A plain HTTP request through httpd (the warm-up's URL paths), its
+    // bytes whole (core/warmup_urls); answered once httpd closes the
+    // connection after a status line. Its body is empty.
+    virtual std::unique_ptr<MasterPing> start_http(const SocketSpec& listener, const std::string& request,
+                                                   int64_t deadline_us) = 0;
+};
+
+// Unpredictable numbers (the warm-up's one-time tokens).
+class RandomSource {
+public:
+    virtual ~RandomSource() = default;
+    virtual uint64_t next() = 0;
 };
 
 // Everything the engine acts through.
@@ -94,6 +106,7 @@ struct SupervisorWorld {
     MasterProcesses& processes;
     MasterPings& pings;
     LogSink& log;
+    RandomSource& random;
 };
 
 }  // namespace fpmr

@@ -284,14 +284,6 @@ const char* set_warmup(cmd_parms* cmd, void*, int argc, char* const argv[]) {
         std::string error;
         auto spec = parse_warmup(std::vector<std::string>(argv, argv + argc), &error);
         if (!spec) return fail(cmd, error);
-        if (!spec->urls.empty()) {
-            // The supervisor compiles the working set; requesting URL paths
-            // through the new master is not built yet, and a directive must
-            // not promise what nothing does.
-            return fail(cmd, "URL paths (" + spec->urls.front() +
-                                 ") are not requested yet: only the working set is compiled; "
-                                 "remove them");
-        }
         conf->warmup = new_pool_owned<WarmupSpec>(cmd->pool, *spec);
         return nullptr;
     } catch (...) {

@@ -3,11 +3,13 @@
 // rotate), and every attempt's in-flight count is returned exactly once:
 // at failover, at the end of the proxy handler, or when the request pool dies.
 #include <cstring>
+#include <optional>
 #include <string>
 #include <type_traits>
 
 #include "glue.h"
 #include "selection.h"
+#include "warmup_urls.h"
 
 namespace fpmr::glue {
 
@@ -41,6 +43,13 @@ int is_better(proxy_worker* current, proxy_worker*, void* baton_v) {
     auto* baton = static_cast<FinderBaton*>(baton_v);
     int index = baton->st->set->member_of_route(current->s->route);
     if (index < 0) return 0;  // a member we did not declare (balancer-manager?)
+    if (baton->st->warmup_member >= 0) {
+        // The warm-up's request goes to the starting master it names, and
+        // only there.
+        if (index != baton->st->warmup_member || baton->best_index >= 0) return 0;
+        baton->best_index = index;
+        return 1;
+    }
     int slot = baton->st->set->members[index].slot;
     if (slot < 0) return 0;
     Candidate c = candidate_of(baton->shared, slot, (baton->st->tried_mask >> index) & 1u);
@@ -81,6 +90,11 @@ proxy_worker* find_replica(proxy_balancer* balancer, request_rec* r) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00010)
                           "%s is not a balancer of an FpmReplica virtual host",
                           balancer->s->name);
+            return nullptr;
+        }
+        if (st->current >= 0 && st->warmup_member >= 0) {
+            // A warm-up request is for one master: not replayed elsewhere.
+            finish_attempt(st, r, true);
             return nullptr;
         }
         if (st->current >= 0) {
@@ -148,13 +162,35 @@ int on_proxy_request_status(int* status, request_rec* r) {
     return DECLINED;
 }
 
+// The supervisor's warm-up request (core/warmup_urls): the header is taken
+// off whatever it says, so PHP never sees it, and only a token the trusted
+// block holds for a member of this vhost steers the request to that member.
+void take_warmup_header(request_rec* r, RequestState* st) {
+    const char* value = apr_table_get(r->headers_in, kWarmupHeader);
+    if (!value) return;
+    std::string text(value);
+    apr_table_unset(r->headers_in, kWarmupHeader);
+    SharedState shared = shared_state();
+    if (!shared.valid() || !st->set) return;
+    std::optional<WarmupHeader> header =
+        parse_warmup_header(text, static_cast<int>(shared.layout().slot_count));
+    if (!header) return;
+    for (size_t i = 0; i < st->set->members.size(); ++i) {
+        if (st->set->members[i].slot == header->slot &&
+            warmup_token_admits(shared.trusted(header->slot), header->token)) {
+            st->warmup_member = static_cast<int>(i);
+            return;
+        }
+    }
+}
+
 // SetHandler fpm-replica becomes the vhost's balancer, handled by mod_proxy.
 int map_handler_to_balancer(request_rec* r) {
     try {
         if (!r->handler || std::strcmp(r->handler, kHandlerName) != 0) return DECLINED;
         VhostReplicas* set = replicas_for(r->server);
         if (!set) return DECLINED;  // fpm_replica_handler reports it
-        request_state(r, true);
+        take_warmup_header(r, request_state(r, true));
         r->handler = apr_pstrcat(r->pool, "proxy:", set->balancer_url.c_str(), NULL);
         return OK;
     } catch (...) {

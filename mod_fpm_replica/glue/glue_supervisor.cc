@@ -162,7 +162,8 @@ private:
     SystemMasters masters(s);
     SocketPings pings;
     HttpdLogSink log(s);
-    SupervisorEngine engine(plan, shared, SupervisorWorld{clock, masters, pings, log},
+    KernelRandom random;
+    SupervisorEngine engine(plan, shared, SupervisorWorld{clock, masters, pings, log, random},
                             SupervisorEngine::Limits{max_masters_starting()});
     PlanChannel channel(s, plan_fd, parent, shared.layout().slot_count);
     uint32_t generation_seen = shared.config_generation();

@@ -87,6 +87,25 @@ bool send_plan(int* fd, const SupervisorPlan& plan, server_rec* s) {
 }
 
 // What the supervisor should run for this configuration generation.
+// Where the supervisor requests a vhost's warm-up URL paths: its first
+// address (loopback for a wildcard one) and port, and its name as the Host
+// header, as a client of the site would reach it.
+void set_warmup_target(server_rec* s, ReplicaPlan* r) {
+    apr_sockaddr_t* address = s->addrs ? s->addrs->host_addr : nullptr;
+    apr_port_t port = s->addrs ? s->addrs->host_port : 0;
+    if (!address && ap_listeners) address = ap_listeners->bind_addr;
+    if (!port && ap_listeners) port = ap_listeners->bind_addr->port;
+    if (!address || !port) return;
+    char* ip = nullptr;
+    if (apr_sockaddr_ip_get(&ip, address) != APR_SUCCESS || !ip) return;
+    std::string host = ip;
+    if (host == "0.0.0.0") host = "127.0.0.1";
+    if (host == "::" || host == "::0") host = "::1";
+    r->warmup_listener = SocketSpec{SocketSpec::Kind::Tcp, "", host, port};
+    std::string name = s->server_hostname ? s->server_hostname : host;
+    r->warmup_host = port == 80 ? name : name + ":" + std::to_string(port);
+}
+
 SupervisorPlan collect_plan(server_rec* main_server) {
     SupervisorPlan plan;
     plan.generation = static_cast<uint32_t>(ap_state_query(AP_SQ_CONFIG_GEN));
@@ -111,6 +130,7 @@ SupervisorPlan collect_plan(server_rec* main_server) {
             r.supervised = command.has_value();
             if (conf->health) r.health = *conf->health;
             r.warmup = warmup_of(conf);
+            if (!r.warmup.urls.empty()) set_warmup_target(s, &r);
             if (command) r.request.command = *command;
             r.request.replica = set->replicas[i];
             if (conf->stable_path) {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -154,6 +155,11 @@ public:
         : registry_(registry), client_(socket, request, deadline_us, max_reply_bytes) {
         registry_->insert(&client_);
     }
+    Ping(std::set<const FcgiPingClient*>* registry, FcgiPingClient::Http http, const SocketSpec& listener,
+         const std::string& http_request, int64_t deadline_us)
+        : registry_(registry), client_(http, listener, http_request, deadline_us) {
+        registry_->insert(&client_);
+    }
     ~Ping() override { registry_->erase(&client_); }
     Result advance(int64_t now_us) override {
         switch (client_.advance(now_us)) {
@@ -184,6 +190,20 @@ bool SocketPings::script_present(const std::string& path) {
 std::unique_ptr<MasterPing> SocketPings::start_request(const SocketSpec& socket, const FcgiRequest& request,
                                                        int64_t deadline_us, size_t max_reply_bytes) {
     return std::make_unique<Ping>(&in_flight_, socket, request, deadline_us, max_reply_bytes);
+}
+
+std::unique_ptr<MasterPing> SocketPings::start_http(const SocketSpec& listener, const std::string& request,
+                                                    int64_t deadline_us) {
+    return std::make_unique<Ping>(&in_flight_, FcgiPingClient::Http{}, listener, request, deadline_us);
+}
+
+uint64_t KernelRandom::next() {
+    uint64_t value = 0;
+    // Blocks only before the kernel's pool is initialised, long past at
+    // any httpd start.
+    while (::getrandom(&value, sizeof value, 0) != static_cast<ssize_t>(sizeof value)) {
+    }
+    return value;
 }
 
 void SocketPings::wait(int64_t wait_us) const {

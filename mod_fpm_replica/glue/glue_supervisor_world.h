@@ -63,12 +63,20 @@ public:
     bool script_present(const std::string& path) override;
     std::unique_ptr<MasterPing> start_request(const SocketSpec& socket, const FcgiRequest& request,
                                               int64_t deadline_us, size_t max_reply_bytes) override;
+    std::unique_ptr<MasterPing> start_http(const SocketSpec& listener, const std::string& request,
+                                           int64_t deadline_us) override;
     // Sleeps up to `wait_us`, less if a ping in flight can make progress.
     void wait(int64_t wait_us) const;
 
 private:
     class Ping;
     std::set<const FcgiPingClient*> in_flight_;
+};
+
+// getrandom(2).
+class KernelRandom : public RandomSource {
+public:
+    uint64_t next() override;
 };
 
 // Creates what is missing of a unix socket's directory (root, 0755), as

@@ -11,6 +11,7 @@ extern "C" {
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "ap_listen.h"
 #include "ap_mpm.h"
 #include "ap_provider.h"
 #include "util_script.h"

@@ -276,6 +276,7 @@ def _configtest(httpd, lines):
     "FpmReplicaWarmup off",
     "FpmReplicaWarmup timeout=3s",
     "FpmReplicaWarmup script=/opt/app/warmup.php timeout=500ms",
+    "FpmReplicaWarmup / /index.php?warm=1 timeout=5s",
 ])
 def test_warmup_directive_passes_configtest(httpd, line):
     r = _configtest(httpd, line)
@@ -293,9 +294,8 @@ def test_warmup_directive_passes_configtest(httpd, line):
     ("FpmReplicaWarmup index.php",
      "FpmReplicaWarmup: unknown argument 'index.php' (timeout=, script=, URL paths "
      "starting with '/', or off)"),
-    ("FpmReplicaWarmup / /index.php?warm=1",
-     "FpmReplicaWarmup: URL paths (/) are not requested yet: only the working set is compiled; "
-     "remove them"),
+    ("FpmReplicaWarmup /a#frag",
+     "FpmReplicaWarmup: '/a#frag' must be a URL path such as /index.php"),
     ("FpmReplicaWarmup\nFpmReplicaWarmup off",
      "FpmReplicaWarmup: given twice in this virtual host"),
 ])

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "supervisor_engine.h"
+#include "warmup_urls.h"
 #include "test_blocks.h"
 
 using namespace fpmr;
@@ -167,8 +169,65 @@ struct FakePing : MasterPing {
     std::string body() const override { return answer_body; }
 };
 
+// httpd, as the warm-up's URL requests see it: it steers a request to the
+// member its header names only while the trusted block holds that token
+// (the children's check, core/warmup_urls), and notes what it saw.
+struct HttpSeen {
+    std::string path;
+    int slot = -1;       // the member the header named
+    bool admitted = false;
+    ReplicaState state;  // that member's state when the request came
+    WarmupToken token;
+};
+enum class HttpAnswer { Ok, Error, Hang };
+
+struct FakeHttpPing : MasterPing {
+    const SharedState* shared;
+    std::vector<HttpSeen>* seen;
+    HttpAnswer answer;
+    std::string request;
+    int64_t deadline;
+    bool noted = false;
+    Result advance(int64_t now) override {
+        if (!noted) {
+            noted = true;
+            HttpSeen h;
+            size_t sp = request.find(' ');
+            h.path = request.substr(sp + 1, request.find(' ', sp + 1) - sp - 1);
+            size_t at = request.find(std::string(kWarmupHeader) + ": ");
+            REQUIRE(at != std::string::npos);
+            std::string value = request.substr(at + std::strlen(kWarmupHeader) + 2);
+            value = value.substr(0, value.find('\r'));
+            std::optional<WarmupHeader> header = parse_warmup_header(value, 1024);
+            REQUIRE(header);
+            h.slot = header->slot;
+            h.token = header->token;
+            h.admitted = warmup_token_admits(shared->trusted(h.slot), header->token);
+            h.state = static_cast<ReplicaState>(shared->trusted(h.slot).lifecycle.load());
+            seen->push_back(h);
+        }
+        if (answer == HttpAnswer::Hang) return now >= deadline ? Result::Failed : Result::Pending;
+        return Result::Answered;
+    }
+    int http_status() const override { return answer == HttpAnswer::Ok ? 200 : 500; }
+    std::string body() const override { return ""; }
+};
+
 struct FakePings : MasterPings {
     FakeProcesses* processes;
+    const SharedState* shared = nullptr;
+    std::vector<HttpSeen> http;
+    HttpAnswer http_answer = HttpAnswer::Ok;
+    std::unique_ptr<MasterPing> start_http(const SocketSpec&, const std::string& request,
+                                           int64_t deadline) override {
+        auto p = std::make_unique<FakeHttpPing>();
+        p->shared = shared;
+        p->seen = &http;
+        p->answer = http_answer;
+        p->request = request;
+        p->deadline = deadline;
+        return p;
+    }
     int started = 0;
     std::unique_ptr<MasterPing> start(const SocketSpec& socket, const std::string&, int64_t deadline) override {
         ++started;
@@ -189,6 +248,11 @@ struct FakePings : MasterPings {
         p->request = request;
         return p;
     }
+};
+
+struct FakeRandom : RandomSource {
+    uint64_t n = 0x1234;
+    uint64_t next() override { return n += 0x9e3779b97f4a7c15ULL; }
 };
 
 struct FakeLog : LogSink {
@@ -266,15 +330,17 @@ struct Rig {
     FakeProcesses processes;
     FakePings pings;
     FakeLog log;
+    FakeRandom random;
     std::unique_ptr<SupervisorEngine> engine;
 
     Rig(Blocks& b, const SupervisorPlan& plan, int max_starting = 8) : blocks(b) {
         pings.processes = &processes;
+        pings.shared = &blocks.state;
         make_engine(plan, max_starting);
     }
     void make_engine(const SupervisorPlan& plan, int max_starting = 8) {
         engine = std::make_unique<SupervisorEngine>(
-            plan, blocks.state, SupervisorWorld{clock, processes, pings, log},
+            plan, blocks.state, SupervisorWorld{clock, processes, pings, log, random},
             SupervisorEngine::Limits{max_starting});
     }
     // Turns of the loop, a tick apart, for `us` of fake time.
@@ -852,6 +918,98 @@ TEST_CASE_METHOD(OneReplicaRunning, "engine: no warm-up where opcache is off, wh
         CHECK(rig.serving(a) == 1);
         CHECK(rig.processes.table[rig.pid(a, 1)].compiled.empty());
     }
+}
+
+namespace {
+ReplicaPlan with_urls(ReplicaPlan r, std::vector<std::string> urls) {
+    r.warmup.urls = std::move(urls);
+    r.warmup_listener = SocketSpec{SocketSpec::Kind::Tcp, "", "127.0.0.1", 8080};
+    r.warmup_host = "app.test:8080";
+    return r;
+}
+}  // namespace
+
+TEST_CASE_METHOD(TwoReplicasRunning, "engine: a replacement requests the URL paths through httpd, steered by a one-time token, before it is ready",
+                 "[engine]") {
+    rig.processes.table[rig.pid(a, 0)].cached = {"/srv/app/index.php"};
+    rig.processes.new_masters_answer = Answer::Ok;
+    ReplicaPlan warmed = with_urls(a, {"/", "/build-cache?x=1"});
+    rig.restart_httpd(plan_of({warmed, b}, 2));
+    rig.run(kSecond);
+    REQUIRE(rig.serving(a) == 1);
+    const int32_t fresh = rig.pid(a, 1);
+    // After the working set, in the order given, each once.
+    CHECK(rig.processes.table[fresh].compiled == std::vector<std::string>{"/srv/app/index.php"});
+    REQUIRE(rig.pings.http.size() == 2);
+    CHECK(rig.pings.http[0].path == "/");
+    CHECK(rig.pings.http[1].path == "/build-cache?x=1");
+    for (const HttpSeen& h : rig.pings.http) {
+        CHECK(h.slot == a.members[1].slot);            // the new master's member
+        CHECK(h.admitted);                             // httpd lets it through to it
+        CHECK(h.state == ReplicaState::Starting);      // before it takes traffic
+        CHECK(h.token.high == rig.pings.http[0].token.high);  // one token per warm-up
+    }
+    // Once ready, the token steers nothing: a replayed request is an ordinary one.
+    CHECK_FALSE(warmup_token_admits(rig.trusted(a, 1), rig.pings.http[0].token));
+    CHECK(rig.trusted(a, 1).warmup_scripts.load() == 1);
+    CHECK(rig.log.count("FPMR00177") == 0);
+    // b has no URL paths: none requested for it; another warm-up, another token.
+    rig.run(3 * kSecond);
+    CHECK(rig.serving(b) == 1);
+    CHECK(rig.pings.http.size() == 2);
+    rig.restart_httpd(plan_of({warmed, b}, 3));
+    rig.run(kSecond);
+    REQUIRE(rig.pings.http.size() == 4);
+    CHECK(rig.pings.http[2].slot == a.members[0].slot);
+    CHECK(rig.pings.http[2].token.high != rig.pings.http[0].token.high);
+}
+
+TEST_CASE_METHOD(TwoReplicasRunning, "engine: URL paths that fail or hang end the warm-up with one line, and the master serves",
+                 "[engine]") {
+    rig.processes.new_masters_answer = Answer::Ok;
+    SECTION("an error page: noted, the next path still requested") {
+        rig.pings.http_answer = HttpAnswer::Error;
+        rig.restart_httpd(plan_of({with_urls(a, {"/a", "/b"}), b}, 2));
+        rig.run(kSecond);
+        CHECK(rig.pings.http.size() == 2);
+        CHECK(rig.serving(a) == 1);
+        CHECK(rig.log.count("FPMR00177") == 1);
+        bool said = false;
+        for (const std::string& line : rig.log.lines) {
+            said |= line.rfind("FPMR00177", 0) == 0 && line.find("GET /a answered 500") != std::string::npos;
+        }
+        CHECK(said);
+    }
+    SECTION("a hung path: bounded by the warm-up's timeout") {
+        rig.pings.http_answer = HttpAnswer::Hang;
+        ReplicaPlan warmed = with_urls(a, {"/slow", "/never"});
+        warmed.warmup.timeout_us = 2 * kSecond;
+        rig.restart_httpd(plan_of({warmed, b}, 2));
+        rig.run(kSecond);
+        CHECK(rig.lifecycle(a, 1) == ReplicaState::Starting);
+        CHECK(rig.serving(a) == 0);
+        rig.run(2 * kSecond);
+        CHECK(rig.serving(a) == 1);
+        CHECK(rig.pings.http.size() == 1);
+        CHECK(rig.log.count("FPMR00177") == 1);
+        CHECK_FALSE(warmup_token_admits(rig.trusted(a, 1), rig.pings.http[0].token));
+    }
+    SECTION("without the warm-up script the paths are still requested") {
+        rig.pings.script_installed = false;
+        rig.restart_httpd(plan_of({with_urls(a, {"/"}), b}, 2));
+        rig.run(kSecond);
+        CHECK(rig.pings.http.size() == 1);
+        CHECK(rig.serving(a) == 1);
+    }
+}
+
+TEST_CASE("engine: a vhost's first master requests no URL path (nobody else would serve meanwhile)", "[engine]") {
+    Blocks blocks;
+    ReplicaPlan a = with_urls(replica(blocks, "app", "a"), {"/"});
+    Rig rig(blocks, plan_of({a}));
+    rig.run(kSecond);
+    CHECK(rig.serving(a) == 0);
+    CHECK(rig.pings.http.empty());
 }
 
 TEST_CASE_METHOD(NamespaceReplicaRunning, "engine: a prepared release is warmed with the working set before the flip",

@@ -55,6 +55,8 @@ TEST_CASE("a supervisor plan survives its encoding byte for byte", "[plan]") {
     b.warmup.timeout_us = 2500000;
     b.warmup.script = "/srv/tools/warm up.php";
     b.warmup.urls = {"/", "/index.php?warm=1"};
+    b.warmup_listener = *parse_socket("tcp:[::1]:8443", &error);
+    b.warmup_host = "app.test:8443";
     plan.replicas.push_back(b);
     ReplicaPlan tcp = replica("other:8080", "t", 4);
     tcp.supervised = false;
@@ -90,6 +92,9 @@ TEST_CASE("a supervisor plan survives its encoding byte for byte", "[plan]") {
     CHECK(b2.health->path == "/ping?full");
     CHECK(b2.members == b.members);
     CHECK(b2.warmup == b.warmup);
+    CHECK(b2.warmup_listener == b.warmup_listener);
+    CHECK(b2.warmup_host == "app.test:8443");
+    CHECK_FALSE(back->replicas[0].warmup_listener);
     CHECK(back->replicas[0].warmup == WarmupSpec{});
     CHECK(back->replicas[0].warmup.enabled);
     CHECK_FALSE(back->replicas[2].warmup.enabled);
