@@ -121,24 +121,29 @@ FcgiPingClient::Result FcgiPingClient::advance(int64_t now_us, int wait_ms) {
 }
 
 // An HTTP answer through httpd: its status line, then whatever follows
-// (discarded, bounded) until httpd closes the connection.
+// (discarded) until httpd closes the connection; in one turn up to a
+// bounded amount, and an answer longer than a page should be is taken as
+// answered once its status line is in.
 FcgiPingClient::Result FcgiPingClient::receive_http() {
     constexpr size_t kHeadBytes = 64;
+    constexpr size_t kReadPerTurn = 1024 * 1024;
+    constexpr size_t kMaxAnswerBytes = 16 * 1024 * 1024;
     char buffer[16384];
-    for (;;) {
+    for (size_t read_now = 0; read_now < kReadPerTurn;) {
         ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-        if (n < 0 && errno == EAGAIN) return Result::Pending;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return Result::Pending;
         if (n < 0) return finish(Result::Failed);
-        if (n == 0) {
+        if (n == 0 || received_ > kMaxAnswerBytes) {
             http_status_ = parse_http_status(http_head_);
             return finish(http_status_ ? Result::Answered : Result::Failed);
         }
         received_ += static_cast<size_t>(n);
+        read_now += static_cast<size_t>(n);
         if (http_head_.size() < kHeadBytes) {
             http_head_.append(buffer, std::min(static_cast<size_t>(n), kHeadBytes - http_head_.size()));
         }
-        if (received_ > max_reply_bytes_ * 64) return finish(Result::Failed);  // 4 MiB of page
     }
+    return Result::Pending;
 }
 
 // Reads what the socket has now, in one turn up to a bounded amount (so one

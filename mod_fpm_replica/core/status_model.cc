@@ -109,6 +109,7 @@ VhostStatus read_vhost_status(const StatusSources& sources, const SharedState& s
     status.vhost = sources.vhost;
     status.nonce = shared.nonce();
     status.release = sources.release;
+    status.namespace_mode = sources.namespace_mode;
     if (sources.release_link) {
         status.release_link = sources.release_link;
         read_preparation(shared, *sources.release_link, &status);

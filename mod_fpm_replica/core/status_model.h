@@ -23,6 +23,7 @@ struct StatusSources {
     const std::vector<ReplicaMember>* members = nullptr;  // with their slots bound (-1: none)
     std::optional<std::string> release;       // the release the symlink names now
     std::optional<std::string> release_link;  // FpmReplicaRelease
+    bool namespace_mode = false;              // FpmReplicaStablePath
     // Namespace mode with supervision: each member shows the release its
     // master serves (realpath mode: every replica serves the current one).
     bool routes_by_release = false;

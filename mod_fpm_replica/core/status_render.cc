@@ -49,6 +49,7 @@ std::string warmup_json(const std::optional<ReplicaStatus::Warmup>& warmup) {
 
 std::string render_status_json(const VhostStatus& status) {
     std::string out = "{\"vhost\": " + json_escape(status.vhost) +
+                      ", \"mode\": \"" + (status.namespace_mode ? "namespace" : "realpath") + "\"" +
                       ", \"release\": " + optional_string(status.release) +
                       ", \"release_link\": " + optional_string(status.release_link) +
                       ", \"prepared\": " +

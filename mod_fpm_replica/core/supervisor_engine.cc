@@ -52,6 +52,11 @@ struct SupervisorEngine::MemberRun {
     std::string warmup_from_release;  // the release of the master whose working set it takes
     int64_t warmup_scripts = 0;       // compiled so far
     std::string warmup_problem;       // the first thing that went wrong, for FPMR00177
+    // The URL paths, where and as whom they go, copied from the plan when
+    // they begin (a restart may change the plan meanwhile).
+    std::vector<std::string> warmup_urls;
+    SocketSpec warmup_listener;
+    std::string warmup_host;
     size_t warmup_url = 0;            // the URL path being requested
     WarmupToken warmup_token;         // what its URL requests carry
 
@@ -654,7 +659,13 @@ bool SupervisorEngine::begin_warmup(Job& j, size_t i, int64_t now) {
         j.phase_deadline_us = std::max(j.phase_deadline_us, m.warmup_deadline_us + kReadyPingUs);
     }
     m.ping_for_health = false;
-    if (!world_.pings.script_present(spec.script)) return begin_url_requests(j, i, now);
+    if (!world_.pings.script_present(spec.script)) {
+        if (begin_url_requests(j, i, now)) return true;
+        if (m.warmup_problem.empty()) return false;
+        m.warmup = MemberRun::Warmup::RequestingUrls;  // ended at once, with its line
+        finish_warmup(j, i, now, -1, nullptr);
+        return true;
+    }
     m.warmup = MemberRun::Warmup::Listing;
     m.ping = world_.pings.start_request(source, warmup_list_request(spec.script), m.warmup_deadline_us,
                                         FcgiPingClient::kMaxWarmupReplyBytes);
@@ -666,11 +677,30 @@ bool SupervisorEngine::begin_warmup(Job& j, size_t i, int64_t now) {
 // none to request (or no time left).
 bool SupervisorEngine::begin_url_requests(Job& j, size_t i, int64_t now) {
     MemberRun& m = j.runs[i];
-    if (j.plan.warmup.urls.empty() || !j.plan.warmup_listener || now >= m.warmup_deadline_us) return false;
-    do {
-        m.warmup_token = WarmupToken{world_.random.next(), world_.random.next()};
-    } while (m.warmup_token.empty());
+    if (j.plan.warmup.urls.empty()) return false;
+    if (i != j.active && j.phase == Job::Phase::Preparing) {
+        // A deploy's master on a release not live yet: requests through
+        // httpd would be pinned to the live one, its rewrite rules and
+        // files. It compiles the working set only.
+        return false;
+    }
+    if (!j.plan.warmup_listener) {
+        if (m.warmup_problem.empty()) m.warmup_problem = "httpd listens on no address of its vhost for its URL paths";
+        return false;
+    }
+    if (now >= m.warmup_deadline_us) {
+        if (m.warmup_problem.empty()) m.warmup_problem = "no time was left for its URL paths";
+        return false;
+    }
+    m.warmup_token = WarmupToken{world_.random.next(), world_.random.next()};
+    if (m.warmup_token.empty()) {  // the kernel gave no random numbers
+        if (m.warmup_problem.empty()) m.warmup_problem = "no random token for its URL paths";
+        return false;
+    }
     publish_warmup_token(trusted(j, i), m.warmup_token);
+    m.warmup_urls = j.plan.warmup.urls;
+    m.warmup_listener = *j.plan.warmup_listener;
+    m.warmup_host = j.plan.warmup_host;
     m.warmup = MemberRun::Warmup::RequestingUrls;
     m.warmup_url = 0;
     request_warmup_url(j, i);
@@ -680,15 +710,15 @@ bool SupervisorEngine::begin_url_requests(Job& j, size_t i, int64_t now) {
 void SupervisorEngine::request_warmup_url(Job& j, size_t i) {
     MemberRun& m = j.runs[i];
     m.ping = world_.pings.start_http(
-        *j.plan.warmup_listener,
-        warmup_url_request(j.plan.warmup_host, j.plan.warmup.urls[m.warmup_url],
+        m.warmup_listener,
+        warmup_url_request(m.warmup_host, m.warmup_urls[m.warmup_url],
                            warmup_header_value(j.plan.members[i].slot, m.warmup_token)),
         m.warmup_deadline_us);
 }
 
 void SupervisorEngine::advance_url_requests(Job& j, size_t i, int64_t now) {
     MemberRun& m = j.runs[i];
-    const std::string& url = j.plan.warmup.urls[m.warmup_url];
+    const std::string url = m.warmup_urls[m.warmup_url];
     MasterPing::Result result = m.ping->advance(world_.clock.now_us());
     if (result == MasterPing::Result::Pending) return;
     int status = m.ping->http_status();
@@ -701,7 +731,7 @@ void SupervisorEngine::advance_url_requests(Job& j, size_t i, int64_t now) {
     if ((status < 200 || status >= 400) && m.warmup_problem.empty()) {
         m.warmup_problem = format_text("GET %s answered %d", url.c_str(), status);
     }
-    if (++m.warmup_url < j.plan.warmup.urls.size()) {
+    if (++m.warmup_url < m.warmup_urls.size()) {
         request_warmup_url(j, i);
         return;
     }

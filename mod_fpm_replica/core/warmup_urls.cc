@@ -39,6 +39,8 @@ std::optional<WarmupHeader> parse_warmup_header(std::string_view value, int slot
         return std::nullopt;
     }
     WarmupHeader header{};
+    // Digits only, no leading zero: one spelling per slot, as formatted.
+    if (value[0] < '0' || value[0] > '9' || (value[0] == '0' && dot > 1)) return std::nullopt;
     auto [end, ec] = std::from_chars(value.data(), value.data() + dot, header.slot);
     if (ec != std::errc() || end != value.data() + dot || header.slot < 0 || header.slot >= slot_count) {
         return std::nullopt;

@@ -128,6 +128,7 @@ struct RequestState {
     bool stable_paths = false;          // namespace mode: php-fpm gets paths under the stable path
     bool probe_lane = false;            // FpmReplicaProbe request sent to a probe pool
     int probe_member = -1;              // member whose status socket answers the probe
+    const char* warmup_header = nullptr;  // FPM-Replica-Warmup as it came (initial request only)
     int warmup_member = -1;             // the supervisor's warm-up request for this member
 
     VhostReplicas* set = nullptr;

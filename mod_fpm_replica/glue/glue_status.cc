@@ -30,6 +30,7 @@ VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared)
     sources.members = &set.members;
     if (auto release = current_release(s)) sources.release = release->release_dir;
     if (ReleaseConfig* release = release_for(set.defined_in)) sources.release_link = release->symlink;
+    sources.namespace_mode = server_config(set.defined_in)->stable_path != nullptr;
     sources.routes_by_release = routes_by_release(&set);
     sources.listener_pid = listener_pid;
     return read_vhost_status(sources, shared, now_us());

@@ -60,6 +60,45 @@ int is_better(proxy_worker* current, proxy_worker*, void* baton_v) {
     return 1;
 }
 
+// post_read_request, REALLY_FIRST: the supervisor's warm-up header
+// (core/warmup_urls) comes off every request whatever it says, before any
+// module reads the headers, so PHP, CGI or another backend never sees it;
+// internal redirects share this table and subrequests copy it later. Its
+// value stays with the request for the finder.
+int take_warmup_header(request_rec* r) {
+    try {
+        const char* value = apr_table_get(r->headers_in, kWarmupHeader);
+        if (!value) return DECLINED;
+        request_state(r, true)->warmup_header = apr_pstrdup(r->pool, value);
+        apr_table_unset(r->headers_in, kWarmupHeader);
+    } catch (...) {
+    }
+    return DECLINED;
+}
+
+// The member a warm-up request is for, or -1: the header its initial
+// request came with (a DirectoryIndex subrequest, a rewrite to a front
+// controller are the same request), naming a member of this vhost whose
+// trusted slot holds exactly that token now.
+int warmup_member_of(request_rec* r, const RequestState* st, const SharedState& shared) {
+    const char* value = nullptr;
+    for (request_rec* up = r; up && !value; up = up->main ? up->main : up->prev) {
+        const RequestState* s = request_state(up, false);
+        if (s) value = s->warmup_header;
+    }
+    if (!value) return -1;
+    std::optional<WarmupHeader> header =
+        parse_warmup_header(value, static_cast<int>(shared.layout().slot_count));
+    if (!header) return -1;
+    for (size_t i = 0; i < st->set->members.size(); ++i) {
+        if (st->set->members[i].slot == header->slot &&
+            warmup_token_admits(shared.trusted(header->slot), header->token)) {
+            return static_cast<int>(i);
+        }
+    }
+    return -1;
+}
+
 void log_no_usable(request_rec* r, RequestState* st, SharedState shared, int64_t now) {
     std::string reasons;
     for (size_t i = 0; i < st->set->members.size(); ++i) {
@@ -116,6 +155,7 @@ proxy_worker* find_replica(proxy_balancer* balancer, request_rec* r) {
                           st->set->members[failed].route.c_str());
         } else {
             st->gateway_env_preexisting = apr_table_get(r->subprocess_env, "GATEWAY_INTERFACE") != nullptr;
+            if (st->tried_mask == 0) st->warmup_member = warmup_member_of(r, st, shared);
         }
 
         FinderBaton baton{st, shared, pinned_release(st), now_us(), -1, {}};
@@ -162,35 +202,13 @@ int on_proxy_request_status(int* status, request_rec* r) {
     return DECLINED;
 }
 
-// The supervisor's warm-up request (core/warmup_urls): the header is taken
-// off whatever it says, so PHP never sees it, and only a token the trusted
-// block holds for a member of this vhost steers the request to that member.
-void take_warmup_header(request_rec* r, RequestState* st) {
-    const char* value = apr_table_get(r->headers_in, kWarmupHeader);
-    if (!value) return;
-    std::string text(value);
-    apr_table_unset(r->headers_in, kWarmupHeader);
-    SharedState shared = shared_state();
-    if (!shared.valid() || !st->set) return;
-    std::optional<WarmupHeader> header =
-        parse_warmup_header(text, static_cast<int>(shared.layout().slot_count));
-    if (!header) return;
-    for (size_t i = 0; i < st->set->members.size(); ++i) {
-        if (st->set->members[i].slot == header->slot &&
-            warmup_token_admits(shared.trusted(header->slot), header->token)) {
-            st->warmup_member = static_cast<int>(i);
-            return;
-        }
-    }
-}
-
 // SetHandler fpm-replica becomes the vhost's balancer, handled by mod_proxy.
 int map_handler_to_balancer(request_rec* r) {
     try {
         if (!r->handler || std::strcmp(r->handler, kHandlerName) != 0) return DECLINED;
         VhostReplicas* set = replicas_for(r->server);
         if (!set) return DECLINED;  // fpm_replica_handler reports it
-        take_warmup_header(r, request_state(r, true));
+        request_state(r, true);
         r->handler = apr_pstrcat(r->pool, "proxy:", set->balancer_url.c_str(), NULL);
         return OK;
     } catch (...) {
@@ -265,6 +283,7 @@ void register_steering_hooks(apr_pool_t* p) {
     // After mod_proxy registered its optional functions (it does so in its
     // own register_hooks, so any post_config can retrieve them).
     ap_hook_post_config(retrieve_proxy_functions, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_post_read_request(take_warmup_header, nullptr, nullptr, APR_HOOK_REALLY_FIRST);
     // Last, so SetHandler (core fixups) and mod_rewrite have set r->handler.
     ap_hook_fixups(map_handler_to_balancer, nullptr, nullptr, APR_HOOK_LAST);
     ap_hook_handler(fpm_replica_handler, nullptr, nullptr, APR_HOOK_MIDDLE);

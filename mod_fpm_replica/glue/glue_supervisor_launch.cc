@@ -87,23 +87,30 @@ bool send_plan(int* fd, const SupervisorPlan& plan, server_rec* s) {
 }
 
 // What the supervisor should run for this configuration generation.
-// Where the supervisor requests a vhost's warm-up URL paths: its first
-// address (loopback for a wildcard one) and port, and its name as the Host
-// header, as a client of the site would reach it.
+// Where the supervisor requests a vhost's warm-up URL paths: a socket httpd
+// itself listens on for the vhost's first address and port (never an
+// address nobody binds, which a local user could take and read the token
+// from), loopback where that socket binds every address; the vhost's name
+// as the Host header, as a client of the site would reach it.
 void set_warmup_target(server_rec* s, ReplicaPlan* r) {
-    apr_sockaddr_t* address = s->addrs ? s->addrs->host_addr : nullptr;
-    apr_port_t port = s->addrs ? s->addrs->host_port : 0;
-    if (!address && ap_listeners) address = ap_listeners->bind_addr;
-    if (!port && ap_listeners) port = ap_listeners->bind_addr->port;
-    if (!address || !port) return;
-    char* ip = nullptr;
-    if (apr_sockaddr_ip_get(&ip, address) != APR_SUCCESS || !ip) return;
-    std::string host = ip;
-    if (host == "0.0.0.0") host = "127.0.0.1";
-    if (host == "::" || host == "::0") host = "::1";
-    r->warmup_listener = SocketSpec{SocketSpec::Kind::Tcp, "", host, port};
-    std::string name = s->server_hostname ? s->server_hostname : host;
-    r->warmup_host = port == 80 ? name : name + ":" + std::to_string(port);
+    const server_addr_rec* vhost = s->addrs;
+    for (ap_listen_rec* l = ap_listeners; l; l = l->next) {
+        apr_sockaddr_t* bound = l->bind_addr;
+        if (vhost && vhost->host_port && bound->port != vhost->host_port) continue;
+        char* bound_ip = nullptr;
+        if (apr_sockaddr_ip_get(&bound_ip, bound) != APR_SUCCESS || !bound_ip) continue;
+        char* vhost_ip = nullptr;
+        bool vhost_wildcard = !vhost || apr_sockaddr_ip_get(&vhost_ip, vhost->host_addr) != APR_SUCCESS ||
+                              !vhost_ip || std::string(vhost_ip) == "0.0.0.0" || std::string(vhost_ip) == "::";
+        std::string host = bound_ip;
+        bool bound_wildcard = host == "0.0.0.0" || host == "::";
+        if (!vhost_wildcard && !bound_wildcard && host != vhost_ip) continue;
+        if (bound_wildcard) host = vhost_wildcard ? (host == "::" ? "::1" : "127.0.0.1") : vhost_ip;
+        r->warmup_listener = SocketSpec{SocketSpec::Kind::Tcp, "", host, bound->port};
+        std::string name = s->server_hostname ? s->server_hostname : host;
+        r->warmup_host = bound->port == 80 ? name : name + ":" + std::to_string(bound->port);
+        return;
+    }
 }
 
 SupervisorPlan collect_plan(server_rec* main_server) {

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <ctime>
 
 namespace fpmr::glue {
@@ -197,13 +198,17 @@ std::unique_ptr<MasterPing> SocketPings::start_http(const SocketSpec& listener, 
     return std::make_unique<Ping>(&in_flight_, FcgiPingClient::Http{}, listener, request, deadline_us);
 }
 
+// 0 when the kernel gives none (the engine then requests no URL path):
+// getrandom blocks only before the kernel's pool is initialised, long past
+// at any httpd start.
 uint64_t KernelRandom::next() {
     uint64_t value = 0;
-    // Blocks only before the kernel's pool is initialised, long past at
-    // any httpd start.
-    while (::getrandom(&value, sizeof value, 0) != static_cast<ssize_t>(sizeof value)) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        ssize_t n = ::getrandom(&value, sizeof value, 0);
+        if (n == static_cast<ssize_t>(sizeof value)) return value;
+        if (n < 0 && errno != EINTR) break;
     }
-    return value;
+    return 0;
 }
 
 void SocketPings::wait(int64_t wait_us) const {

@@ -15,6 +15,7 @@ def test_status_document_fields(httpd):
     assert r.headers["Content-Type"] == "application/json"
     doc = r.json()
     assert doc["vhost"] == f"app.test:{httpd.port}"
+    assert doc["mode"] == "realpath"  # no FpmReplicaStablePath
     assert doc["release"] is None
     assert re.fullmatch(r"[0-9a-f]{32}", doc["nonce"])
     assert [rep["name"] for rep in doc["replicas"]] == ["a", "b"]

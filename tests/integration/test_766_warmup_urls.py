@@ -23,7 +23,7 @@ $until = microtime(true) + intval($_GET['hang'] ?? 0) / 1000;
 while (microtime(true) < $until) { usleep(20000); }
 $line = sprintf("%d %.6f %s header=%s\n", posix_getppid(), microtime(true),
                 $_SERVER['REQUEST_URI'], isset($_SERVER['HTTP_FPM_REPLICA_WARMUP']) ? 'seen' : 'absent');
-file_put_contents(__DIR__ . '/../warm-log/requests.log', $line, FILE_APPEND | LOCK_EX);
+file_put_contents('@LOG@', $line, FILE_APPEND | LOCK_EX);
 header('Content-Type: text/plain');
 echo 'master=', posix_getppid(), "\n";
 """
@@ -31,9 +31,12 @@ echo 'master=', posix_getppid(), "\n";
 
 def set_up(httpd, urls, timeout="10s"):
     script = install_warmup_script(httpd)
-    with open(os.path.join(httpd.root, "htdocs", "warm.php"), "w") as f:
-        f.write(WARM_PHP)
     log_dir = os.path.join(httpd.root, "warm-log")
+    # /warm.php, and /warm/ through DirectoryIndex (mod_dir's subrequest).
+    os.makedirs(os.path.join(httpd.root, "htdocs", "warm"))
+    for path in ("warm.php", "warm/index.php"):
+        with open(os.path.join(httpd.root, "htdocs", path), "w") as f:
+            f.write(WARM_PHP.replace("@LOG@", os.path.join(log_dir, "requests.log")))
     os.makedirs(log_dir)
     user = pwd.getpwnam(harness.RUN_USER)  # the supervised workers' user
     os.chown(log_dir, user.pw_uid, user.pw_gid)
@@ -68,7 +71,7 @@ def replaced(httpd, before):
 
 
 def test_each_replacement_requests_the_url_paths_through_httpd_before_it_is_ready(httpd):
-    before = set_up(httpd, "/warm.php /warm.php?second=1")
+    before = set_up(httpd, "/warm.php /warm/ /warm.php?second=1")
     # At the first start only a master with a ready sibling warms: the very
     # first has nobody to serve while it would wait.
     first = {int(line[0]) for line in requests_log(httpd)}
@@ -80,7 +83,7 @@ def test_each_replacement_requests_the_url_paths_through_httpd_before_it_is_read
     ready = ready_times(httpd)
     for pid in new:
         mine = [line for line in lines if int(line[0]) == pid]
-        assert [line[2] for line in mine] == ["/warm.php", "/warm.php?second=1"], lines
+        assert [line[2] for line in mine] == ["/warm.php", "/warm/", "/warm.php?second=1"], lines
         # Answered by the new master before the supervisor made it ready.
         assert all(float(line[1]) < ready[pid] for line in mine), (mine, ready)
         assert all(line[3] == "header=absent" for line in mine), mine

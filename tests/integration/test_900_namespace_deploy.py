@@ -41,6 +41,7 @@ def deployed(httpd, setup):  # noqa: F811
     httpd.start()
     reps = harness.wait_for(lambda: all_ready(httpd), 15, what="replicas ready on r1")
     assert {r["release"] for r in reps} == {setup["r1"]}
+    assert httpd.status()["mode"] == "namespace"
     return setup
 
 
@@ -139,9 +140,14 @@ def test_cli_deploy_rollback_and_a_broken_release(httpd, deployed):
     httpd.expect_log(r"FPMR00037", r"FPMR00043", r"FPMR00047", r"FPMR00048")
     run = httpd.load([("/version.php", 4), ("/slow.php?ms=1500", 1)], duration=60)
     try:
+        current = os.path.join(setup["app"], "current")
+        assert not os.path.isabs(os.readlink(current))  # flip() writes it relative
         r = cli(httpd, "deploy", setup["r2"])
         assert r.returncode == 0, r.stdout + r.stderr
-        assert os.path.realpath(os.path.join(setup["app"], "current")) == setup["r2"]
+        assert os.path.realpath(current) == setup["r2"]
+        # The links keep the form they had: relative, as deploy tools write them.
+        assert os.readlink(current) == "releases/r2"
+        assert os.readlink(current + ".previous") == "releases/r1"
         assert {x["release"] for x in httpd.status()["replicas"]} == {setup["r2"]}
         # A release that is not one of this application's (outside the
         # releases directory): refused before any master starts, and the
@@ -153,7 +159,16 @@ def test_cli_deploy_rollback_and_a_broken_release(httpd, deployed):
         assert os.path.realpath(os.path.join(setup["app"], "current")) == setup["r2"]
         r = cli(httpd, "rollback")
         assert r.returncode == 0, r.stdout + r.stderr
-        assert os.path.realpath(os.path.join(setup["app"], "current")) == setup["r1"]
+        assert os.path.realpath(current) == setup["r1"]
+        # Once more: .previous names r2 now, so it goes forward again; but
+        # after a plain flip back to what .previous names there is nothing
+        # to go back to, and rollback says so instead of succeeding.
+        flip(setup["app"], "releases/r2")
+        harness.wait_for(lambda: {x["release"] for x in httpd.status()["replicas"]} == {setup["r2"]},
+                         30, what="r2 served after a plain flip")
+        r = cli(httpd, "rollback")
+        assert r.returncode == 1 and "nothing to roll back to" in r.stderr, r.stdout + r.stderr
+        assert os.path.realpath(current) == setup["r2"]
     finally:
         run.stop()
     result = run.wait()

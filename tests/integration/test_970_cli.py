@@ -52,7 +52,7 @@ def test_host_selects_a_name_based_vhost(httpd):
     httpd.start_fpm("b")
     httpd.start()
     r = cli(httpd, "status")
-    assert r.returncode == 1 and "answered 404" in r.stderr, r.stdout + r.stderr
+    assert r.returncode == 1 and "answered 404" in r.stderr and "--host" in r.stderr, r.stdout + r.stderr
     r = cli(httpd, "--host", "app.test", "status")
     assert r.returncode == 0 and r.stdout.startswith(f"vhost app.test:{httpd.port}"), r.stderr
     r = cli(httpd, "--host", "app.test", "drain", "a")

@@ -28,9 +28,11 @@ TEST_CASE("status document has the SPEC's fields, nulls where unknown", "[status
     b.release = "/srv/app/releases/r2";
     v.replicas = {a, b};
     std::string json = render_status_json(v);
-    CHECK(json.find("\"vhost\": \"app.local:8080\"") != std::string::npos);
+    CHECK(json.find("\"vhost\": \"app.local:8080\", \"mode\": \"realpath\"") != std::string::npos);
     CHECK(json.find("\"release\": null, \"release_link\": null, \"prepared\": null, "
                     "\"nonce\": \"abc\"") != std::string::npos);
+    v.namespace_mode = true;
+    CHECK(render_status_json(v).find("\"mode\": \"namespace\"") != std::string::npos);
     v.release_link = "/srv/app/current";
     v.prepared_release = "/srv/app/releases/r3";
     v.prepared_state = "ready";

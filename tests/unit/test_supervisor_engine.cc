@@ -994,6 +994,28 @@ TEST_CASE_METHOD(TwoReplicasRunning, "engine: URL paths that fail or hang end th
         CHECK(rig.log.count("FPMR00177") == 1);
         CHECK_FALSE(warmup_token_admits(rig.trusted(a, 1), rig.pings.http[0].token));
     }
+    SECTION("a restart that drops the paths meanwhile: the warm-up keeps its own copy") {
+        rig.pings.http_answer = HttpAnswer::Hang;
+        ReplicaPlan warmed = with_urls(a, {"/slow", "/next"});
+        warmed.warmup.timeout_us = 3 * kSecond;
+        rig.restart_httpd(plan_of({warmed, b}, 2));
+        rig.run(kSecond);
+        REQUIRE(rig.pings.http.size() == 1);
+        rig.restart_httpd(plan_of({a, b}, 3));  // no URL paths, no listener any more
+        rig.run(3 * kSecond);
+        CHECK(rig.serving(a) >= 0);
+        CHECK(rig.log.count("FPMR00177") >= 1);
+    }
+    SECTION("httpd listens on no address of the vhost: one line, no request") {
+        rig.pings.script_installed = false;
+        ReplicaPlan warmed = with_urls(a, {"/"});
+        warmed.warmup_listener.reset();
+        rig.restart_httpd(plan_of({warmed, b}, 2));
+        rig.run(kSecond);
+        CHECK(rig.pings.http.empty());
+        CHECK(rig.serving(a) == 1);
+        CHECK(rig.log.count("FPMR00177") == 1);
+    }
     SECTION("without the warm-up script the paths are still requested") {
         rig.pings.script_installed = false;
         rig.restart_httpd(plan_of({with_urls(a, {"/"}), b}, 2));

@@ -18,6 +18,7 @@ TEST_CASE("the warm-up header names a slot and a 128-bit token, and nothing else
     CHECK(back->token.low == token.low);
 
     CHECK_FALSE(parse_warmup_header(value, 7));  // a slot the blocks do not have
+    CHECK(parse_warmup_header(warmup_header_value(0, token), 1));
     for (const char* bad : {"", "7", "7.", ".0123456789abcdeffedcba9876543210",
                             "-1.0123456789abcdeffedcba9876543210",
                             "7.0123456789ABCDEFfedcba9876543210",   // upper case
@@ -25,7 +26,9 @@ TEST_CASE("the warm-up header names a slot and a 128-bit token, and nothing else
                             "7.0123456789abcdeffedcba98765432100",  // 33 digits
                             "7.00000000000000000000000000000000",   // no token
                             "7 .0123456789abcdeffedcba9876543210",
-                            "1234567.0123456789abcdeffedcba9876543210"}) {
+                            "1234567.0123456789abcdeffedcba9876543210",
+                            "07.0123456789abcdeffedcba9876543210",  // one spelling per slot
+                            "+7.0123456789abcdeffedcba9876543210"}) {
         CHECK_FALSE(parse_warmup_header(bad, 1 << 20));
     }
 }
