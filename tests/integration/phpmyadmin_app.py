@@ -11,9 +11,8 @@ configuration stays Debian's (/etc/phpmyadmin, /var/lib/phpmyadmin/tmp for
 Twig's compiled templates), which the supervised workers (www-data) read."""
 
 import os
-import shutil
 
-import harness
+from releases import copy_app_release
 
 PHPMYADMIN_DIR = "/usr/share/phpmyadmin"
 # The login page (cookie authentication: no database needed) and a
@@ -28,17 +27,7 @@ def installed():
 
 def make_release(app, rid):
     """app/releases/<rid>: the copy; returns its real path."""
-    release = os.path.join(app, "releases", rid)
-    public = os.path.join(release, "public")
-    shutil.copytree(PHPMYADMIN_DIR, public, symlinks=True)
-    shutil.copy(os.path.join(harness.PHP_DIR, "slow.php"), public)
-    with open(os.path.join(public, "release.txt"), "w") as f:
-        f.write(f"{rid}\n")
-    with open(os.path.join(public, "release.php"), "w") as f:
-        f.write("<?php header('Content-Type: text/plain'); readfile(__DIR__ . '/release.txt');\n")
-    for d in (app, os.path.dirname(release), release):
-        os.chmod(d, 0o755)
-    return os.path.realpath(release)
+    return copy_app_release(app, rid, PHPMYADMIN_DIR)
 
 
 def is_login_page(body):

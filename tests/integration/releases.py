@@ -2,6 +2,7 @@
 own id as a literal, so a response can be checked for self-consistency."""
 
 import os
+import shutil
 
 VERSION_PHP = """<?php
 // The script and the file it includes from its own directory must agree.
@@ -40,6 +41,25 @@ def make_release(app_root, rid):
     for d in (app_root, os.path.join(app_root, "releases"), os.path.dirname(public), public):
         os.chmod(d, 0o755)
     return os.path.realpath(os.path.dirname(public))
+
+
+def copy_app_release(app_root, rid, source_dir):
+    """app_root/releases/<rid>: an installed application (`source_dir`, as
+    it is) copied as `public/`, with beside it the suite's slow.php and the
+    release markers release.txt and release.php (which reads release.txt
+    from its own directory, so that a stale response shows). Returns the
+    release's real path."""
+    release = os.path.join(app_root, "releases", rid)
+    public = os.path.join(release, "public")
+    shutil.copytree(source_dir, public, symlinks=True)
+    shutil.copy(os.path.join(os.path.dirname(__file__), "..", "php", "slow.php"), public)
+    with open(os.path.join(public, "release.txt"), "w") as f:
+        f.write(f"{rid}\n")
+    with open(os.path.join(public, "release.php"), "w") as f:
+        f.write("<?php header('Content-Type: text/plain'); readfile(__DIR__ . '/release.txt');\n")
+    for d in (app_root, os.path.dirname(release), release):
+        os.chmod(d, 0o755)
+    return os.path.realpath(release)
 
 
 def flip(app_root, target):

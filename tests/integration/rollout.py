@@ -15,7 +15,7 @@ import time
 import harness
 import phpmyadmin_app
 from releases import flip, write_helper_conf
-from vhosts import VhostConfig, namespace_vhost, pinned_vhost
+from vhosts import namespace_vhost, pinned_vhost
 
 WINDOW = 2.0  # seconds after a moment whose page requests count for it
 QUIET = 3.0   # seconds of steady load before each moment

@@ -9,14 +9,13 @@ pages and every asset they link render with the right content types."""
 
 import html.parser
 import os
-import shutil
 import time
 import urllib.parse
 
 import pytest
 
 import harness
-from releases import flip, write_helper_conf
+from releases import copy_app_release, flip, write_helper_conf
 from test_800_supervision import all_ready
 from vhosts import namespace_vhost, pinned_vhost
 
@@ -43,17 +42,7 @@ class LinkedAssets(html.parser.HTMLParser):
 
 
 def make_adminer_release(app, rid):
-    release = os.path.join(app, "releases", rid)
-    shutil.copytree(ADMINER_DIR, os.path.join(release, "public"), symlinks=True)
-    public = os.path.join(release, "public")
-    shutil.copy(os.path.join(harness.PHP_DIR, "slow.php"), public)
-    with open(os.path.join(public, "release.txt"), "w") as f:
-        f.write(f"{rid}\n")
-    with open(os.path.join(public, "release.php"), "w") as f:
-        f.write("<?php header('Content-Type: text/plain'); readfile(__DIR__ . '/release.txt');\n")
-    for d in (app, os.path.dirname(release), release):
-        os.chmod(d, 0o755)
-    return os.path.realpath(release)
+    return copy_app_release(app, rid, ADMINER_DIR)
 
 
 def check_pages_and_assets(httpd):
