@@ -14,7 +14,8 @@ out_dir="$(mkdir -p "${1:-$source_dir/dist}" && cd "${1:-$source_dir/dist}" && p
 
 # debian/control's Build-Depends, and build-essential, which dpkg-buildpackage
 # always requires.
-build_packages=(build-essential debhelper dpkg-dev fakeroot apache2-dev libcap-dev cmake g++ catch2)
+build_packages=(build-essential debhelper dpkg-dev fakeroot apache2-dev libcap-dev libcurl4-openssl-dev
+                nlohmann-json3-dev cmake g++ catch2)
 missing=()
 for p in "${build_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,9 +12,9 @@ set -euo pipefail
 root="${1:-/var/cache/mod-fpm-replica/bookworm}"
 # What the tests install: the Dockerfile's build stage (debian/build-deb.sh's
 # build dependencies), its demo stage, and the package's own dependencies
-# (python3 is one; apache2-bin comes with apache2).
-PACKAGES="build-essential debhelper dpkg-dev fakeroot apache2-dev libcap-dev cmake g++ catch2
-          apache2 php-fpm python3 curl libcap2"
+# (libcurl4 comes with libcurl4-openssl-dev, apache2-bin with apache2).
+PACKAGES="build-essential debhelper dpkg-dev fakeroot apache2-dev libcap-dev libcurl4-openssl-dev
+          nlohmann-json3-dev cmake g++ catch2 apache2 php-fpm curl libcap2"
 marker="$root/.fpmr-clean-root"
 
 PACKAGES="$(echo $PACKAGES)"   # one line, for the marker

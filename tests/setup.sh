@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(apache2 apache2-dev libcap-dev libcap2-bin catch2 php-fpm libfcgi-bin wrk curl prometheus
+PACKAGES=(apache2 apache2-dev libcap-dev libcap2-bin libcurl4-openssl-dev nlohmann-json3-dev catch2
+          php-fpm libfcgi-bin wrk curl prometheus
           cmake g++ make python3 python3-pytest clang libclang-rt-14-dev
           debhelper dpkg-dev fakeroot lintian debootstrap iproute2)
 # The real application tests deploy Adminer and phpMyAdmin from Debian's

@@ -33,6 +33,7 @@ HTTPD_BIN = shutil.which("apache2", path="/usr/sbin:/usr/local/sbin") or shutil.
 APXS = shutil.which("apxs") or shutil.which("apxs2")
 LOADGEN = os.path.join(BUILD_DIR, "fpmr-loadgen")
 HELPER = os.path.join(BUILD_DIR, "fpm-replica-helper")
+CLI = os.path.join(BUILD_DIR, "fpm-replica")  # the operator's tool (cli/)
 MODULE = os.path.join(BUILD_DIR, "mod_fpm_replica.so")
 RUN_USER = "www-data"
 

@@ -19,7 +19,7 @@ from vhosts import namespace_vhost, pinned_vhost
 
 WINDOW = 2.0  # seconds after a moment whose page requests count for it
 QUIET = 3.0   # seconds of steady load before each moment
-CLI = os.path.join(harness.SOURCE_DIR, "helper", "fpm-replica")
+CLI = harness.CLI
 RELEASES = ("pma-1", "pma-2", "pma-3", "pma-4")
 # What runs under load: phpMyAdmin's login page (what the figures are of), a
 # stylesheet of its theme, a release marker, and one seconds-long request.
@@ -105,7 +105,7 @@ class Site:
         harness.wait_for(lambda: self.serving(rid), 30, what=f"{rid} served after the flip")
 
     def deploy(self, rid):
-        r = subprocess.run(["/usr/bin/python3", CLI, "--url",
+        r = subprocess.run([CLI, "--url",
                             self.httpd.url("/fpm-replica-status"), "--timeout", "60", "deploy",
                             self.releases[rid]], capture_output=True, text=True, timeout=90)
         if r.returncode != 0:

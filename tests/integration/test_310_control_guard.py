@@ -8,7 +8,7 @@ import subprocess
 import harness
 from vhosts import steering_vhost
 
-CLI = os.path.join(harness.SOURCE_DIR, "helper", "fpm-replica")
+CLI = harness.CLI
 
 # A directory the application (or its uploads) controls, where .htaccess
 # files are read, as the samples allow for front controllers.
@@ -117,7 +117,7 @@ def test_cli_still_drains_and_undrains(httpd):
     start(httpd)
 
     def cli(*args):
-        return subprocess.run(["/usr/bin/python3", CLI, "--url", httpd.url("/fpm-replica-status"),
+        return subprocess.run([CLI, "--url", httpd.url("/fpm-replica-status"),
                                "--timeout", "30", *args],
                               capture_output=True, text=True, timeout=60)
     r = cli("drain", "a")

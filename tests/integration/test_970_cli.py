@@ -8,13 +8,13 @@ import harness
 from test_800_supervision import all_ready, spawn_vhost
 from vhosts import steering_vhost
 
-CLI = os.path.join(harness.SOURCE_DIR, "helper", "fpm-replica")
+CLI = harness.CLI
 
 
 def cli(httpd, *args, url=None):
     """Global options (--host) may lead args."""
     url = url or httpd.url("/fpm-replica-status")
-    return subprocess.run(["/usr/bin/python3", CLI, "--url", url, "--timeout", "30", *args],
+    return subprocess.run([CLI, "--url", url, "--timeout", "30", *args],
                           capture_output=True, text=True, timeout=60)
 
 
