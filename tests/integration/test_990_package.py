@@ -42,6 +42,8 @@ INSTALLED_FILES = {
     "/usr/share/doc/libapache2-mod-fpm-replica/examples/fpm-replica-namespace.conf": 0o644,
     "/usr/share/doc/libapache2-mod-fpm-replica/examples/php-fpm-replica.conf": 0o644,
     "/usr/share/doc/libapache2-mod-fpm-replica/copyright": 0o644,
+    # Where the installed README's links find them.
+    "/usr/share/doc/libapache2-mod-fpm-replica/docs/operations.md": 0o644,
 }
 CONFFILES = {"/etc/apache2/mods-available/fpm_replica.load",
              "/etc/apache2/mods-available/fpm_replica.conf",
