@@ -288,14 +288,27 @@ int rollback(const StatusClient& client, const Options& o) {
         throw Failure("this vhost has no FpmReplicaRelease: there is no release symlink");
     }
     const std::string link = doc["release_link"].get<std::string>();
-    const std::string previous = link + ".previous";
-    if (!is_symlink(previous)) throw Failure("no previous release recorded (" + previous + " is missing)");
-    // A relative .previous is relative to its own directory, as the kernel reads it.
-    std::optional<std::string> target = real_path(previous);
-    if (!target) throw Failure(previous + " names no existing release");
+    // The module's record of the last flip, however it was made (with
+    // supervision); else what the last fpm-replica deploy wrote beside the link.
+    std::optional<std::string> target;
+    std::string source;
+    if (doc.contains("previous_release") && doc["previous_release"].is_string()) {
+        target = real_path(doc["previous_release"].get<std::string>());
+        source = "the release before the last flip (" + doc["previous_release"].get<std::string>() + ")";
+        if (!target) throw Failure(source + " is gone; " + link + " was left as it was");
+    } else {
+        const std::string previous = link + ".previous";
+        if (!is_symlink(previous)) {
+            throw Failure("no previous release recorded: no flip seen since httpd started, and " + previous +
+                          " is missing");
+        }
+        // A relative .previous is relative to its own directory, as the kernel reads it.
+        target = real_path(previous);
+        source = previous;
+        if (!target) throw Failure(previous + " names no existing release");
+    }
     if (target == real_path(link)) {
-        throw Failure(previous + " names the release " + link + " names now: nothing to roll back to (a flip "
-                      "not made by fpm-replica deploy is not recorded)");
+        throw Failure(source + " is the release " + link + " names now: nothing to roll back to");
     }
     return deploy(client, o, *target);
 }

@@ -443,6 +443,7 @@ int SharedState::claim_release(std::string_view symlink_path) const {
         r.prepare_state.store(0);
         r.prepare_handled.store(0);
         write_locked_string(r.prepared_seq, r.prepared, kReleaseLength, "");
+        write_locked_string(r.previous_seq, r.previous, kReleaseLength, "");
         ReleaseSlot& o = release_slot(static_cast<int>(i));
         o.error_logged_us.store(0);
         o.prepare_requests.store(0);

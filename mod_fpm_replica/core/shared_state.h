@@ -69,7 +69,7 @@ enum class MasterTrouble : uint32_t {
 
 constexpr uint32_t kSharedMagic = 0x52504d46;   // "FMPR" little-endian
 constexpr uint32_t kTrustedMagic = 0x54504d46;  // "FMPT"
-constexpr uint32_t kLayoutVersion = 11;
+constexpr uint32_t kLayoutVersion = 12;
 constexpr size_t kSlotKeyLength = 256;
 constexpr size_t kNonceLength = 32;  // hex characters
 constexpr size_t kReleaseLength = 512;
@@ -168,6 +168,10 @@ struct TrustedRelease {
     std::atomic<uint32_t> prepare_state;    // PrepareState
     std::atomic<uint32_t> prepared_seq;   // sequence lock of `prepared`
     char prepared[kReleaseLength];
+    // The release the symlink named before its last flip, however it was
+    // flipped (the supervisor watches it): what rollback goes back to.
+    std::atomic<uint32_t> previous_seq;   // sequence lock of `previous`
+    char previous[kReleaseLength];
 };
 
 // One httpd child's share of every member's in_flight, so that a child that

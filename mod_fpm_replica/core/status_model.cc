@@ -36,6 +36,8 @@ void read_preparation(const SharedState& shared, const std::string& symlink, Vho
         status->prepared_release = read_locked_string(rs.prepared_seq, rs.prepared, kReleaseLength);
         status->prepared_state = prepare_state_name(state);
     }
+    std::optional<std::string> previous = read_locked_string(rs.previous_seq, rs.previous, kReleaseLength);
+    if (previous && !previous->empty()) status->previous_release = previous;
 }
 
 ReplicaStatus read_replica(const StatusSources& sources, const SharedState& shared, int64_t now_us,

@@ -52,6 +52,7 @@ std::string render_status_json(const VhostStatus& status) {
                       ", \"mode\": \"" + (status.namespace_mode ? "namespace" : "realpath") + "\"" +
                       ", \"release\": " + optional_string(status.release) +
                       ", \"release_link\": " + optional_string(status.release_link) +
+                      ", \"previous_release\": " + optional_string(status.previous_release) +
                       ", \"prepared\": " +
                       (status.prepared_release
                            ? "{\"release\": " + json_escape(*status.prepared_release) +

@@ -37,6 +37,7 @@ struct VhostStatus {
     std::optional<std::string> release;
     std::optional<std::string> release_link;   // the release symlink (FpmReplicaRelease)
     bool namespace_mode = false;               // "mode": "namespace" (else "realpath")
+    std::optional<std::string> previous_release;  // what the symlink named before its last flip
     std::optional<std::string> prepared_release;  // deploy preparation, when one was asked
     std::string prepared_state;
     std::string nonce;

@@ -972,6 +972,31 @@ void SupervisorEngine::finish_replacement(Job& j) {
                     static_cast<int>(j.current().pid()), j.plan.members[j.active].socket.text().c_str()));
 }
 
+// Every flip of a release symlink, however it was made (fpm-replica deploy,
+// a deploy tool's mv -T, by hand): the release it named before becomes its
+// `previous`, which the status document shows and rollback goes back to.
+// What the symlink named when this supervisor started is no flip it saw.
+void SupervisorEngine::record_release_flips() {
+    std::set<std::string> symlinks;
+    for (const auto& j : jobs_) {
+        if (!j->plan.release_symlink.empty() && !j->retiring) symlinks.insert(j->plan.release_symlink);
+    }
+    for (const std::string& symlink : symlinks) {
+        std::string now_names = resolve_release(symlink);
+        if (now_names.empty()) continue;  // dangling for now: no flip yet
+        auto seen = release_seen_.find(symlink);
+        if (seen == release_seen_.end()) {
+            release_seen_.emplace(symlink, now_names);
+            continue;
+        }
+        if (seen->second == now_names) continue;
+        if (TrustedRelease* rs = release_slot_for(symlink)) {
+            write_locked_string(rs->previous_seq, rs->previous, kReleaseLength, seen->second);
+        }
+        seen->second = now_names;
+    }
+}
+
 TrustedRelease* SupervisorEngine::release_slot_of(const Job& j) const {
     return release_slot_for(j.plan.release_symlink);
 }
@@ -1192,6 +1217,7 @@ void SupervisorEngine::advance_prewarms(int64_t now) {
 void SupervisorEngine::turn() {
     int64_t now = world_.clock.now_us();
     reap(now);
+    record_release_flips();
     handle_prepare_requests(now);
     advance_prewarms(now);
     notice_replacement_requests(false, now);

@@ -126,6 +126,7 @@ private:
     void escalate_stops(int64_t now);
     void finish_replacement(Job& j);
     TrustedRelease* release_slot_of(const Job& j) const;
+    void record_release_flips();
     TrustedRelease* release_slot_for(const std::string& symlink) const;
     void begin_prewarm(const std::string& symlink, const std::string& target, int64_t now);
     void advance_prewarms(int64_t now);
@@ -143,6 +144,7 @@ private:
     int starting_ = 0;  // masters starting now (may_start_one)
     std::vector<std::unique_ptr<Job>> jobs_;
     std::map<std::string, uint32_t> prepare_seen_;  // release symlink -> prepare_requests seen
+    std::map<std::string, std::string> release_seen_;  // release symlink -> the release it named last turn
     struct StuckRequest {
         uint32_t seq;      // the odd counter value seen
         int64_t since_us;  // first seen at

@@ -142,6 +142,10 @@ def test_cli_deploy_rollback_and_a_broken_release(httpd, deployed):
     try:
         current = os.path.join(setup["app"], "current")
         assert not os.path.isabs(os.readlink(current))  # flip() writes it relative
+        # No flip seen since httpd started, no .previous: nothing to go back to.
+        assert httpd.status()["previous_release"] is None
+        r = cli(httpd, "rollback")
+        assert r.returncode == 1 and "no previous release" in r.stderr, r.stdout + r.stderr
         r = cli(httpd, "deploy", setup["r2"])
         assert r.returncode == 0, r.stdout + r.stderr
         assert os.path.realpath(current) == setup["r2"]
@@ -160,15 +164,15 @@ def test_cli_deploy_rollback_and_a_broken_release(httpd, deployed):
         r = cli(httpd, "rollback")
         assert r.returncode == 0, r.stdout + r.stderr
         assert os.path.realpath(current) == setup["r1"]
-        # Once more: .previous names r2 now, so it goes forward again; but
-        # after a plain flip back to what .previous names there is nothing
-        # to go back to, and rollback says so instead of succeeding.
+        # A plain flip, not made by the CLI (so .previous, r2, is stale):
+        # the module saw it, and rollback goes back to the release before it.
         flip(setup["app"], "releases/r2")
         harness.wait_for(lambda: {x["release"] for x in httpd.status()["replicas"]} == {setup["r2"]},
                          30, what="r2 served after a plain flip")
+        assert httpd.status()["previous_release"] == setup["r1"]
         r = cli(httpd, "rollback")
-        assert r.returncode == 1 and "nothing to roll back to" in r.stderr, r.stdout + r.stderr
-        assert os.path.realpath(current) == setup["r2"]
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert os.path.realpath(current) == setup["r1"]
     finally:
         run.stop()
     result = run.wait()

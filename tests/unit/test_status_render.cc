@@ -29,14 +29,16 @@ TEST_CASE("status document has the SPEC's fields, nulls where unknown", "[status
     v.replicas = {a, b};
     std::string json = render_status_json(v);
     CHECK(json.find("\"vhost\": \"app.local:8080\", \"mode\": \"realpath\"") != std::string::npos);
-    CHECK(json.find("\"release\": null, \"release_link\": null, \"prepared\": null, "
+    CHECK(json.find("\"release\": null, \"release_link\": null, \"previous_release\": null, \"prepared\": null, "
                     "\"nonce\": \"abc\"") != std::string::npos);
     v.namespace_mode = true;
     CHECK(render_status_json(v).find("\"mode\": \"namespace\"") != std::string::npos);
     v.release_link = "/srv/app/current";
     v.prepared_release = "/srv/app/releases/r3";
     v.prepared_state = "ready";
-    CHECK(render_status_json(v).find("\"release_link\": \"/srv/app/current\", \"prepared\": "
+    v.previous_release = "/srv/app/releases/r1";
+    CHECK(render_status_json(v).find("\"release_link\": \"/srv/app/current\", \"previous_release\": "
+                                     "\"/srv/app/releases/r1\", \"prepared\": "
                                      "{\"release\": \"/srv/app/releases/r3\", \"state\": \"ready\"}") !=
           std::string::npos);
     CHECK(json.find("{\"name\": \"a\", \"socket\": \"unix:/run/a.sock\", \"state\": \"draining\", "

@@ -787,6 +787,26 @@ struct NamespaceReplicaRunning {
 
 }  // namespace
 
+TEST_CASE_METHOD(NamespaceReplicaRunning, "engine: every flip of the symlink, however made, records the release before it",
+                 "[engine]") {
+    auto previous = [&] {
+        const TrustedRelease& rs = blocks.state.trusted_release(blocks.state.find_release(deploy.current()));
+        return read_locked_string(rs.previous_seq, rs.previous, kReleaseLength).value_or("?");
+    };
+    CHECK(previous().empty());  // what it named at start is no flip seen
+    deploy.flip("r2");
+    rig.run(kSecond);
+    CHECK(previous() == std::filesystem::canonical(deploy.release("r1")).string());
+    deploy.flip("r3");
+    deploy.flip("r1");  // two flips within one turn: the turn sees r2 -> r1
+    rig.run(kSecond);
+    CHECK(previous() == std::filesystem::canonical(deploy.release("r2")).string());
+    // A restarted supervisor keeps what the block recorded.
+    rig.make_engine(plan_of({a}, 2));
+    rig.run(kSecond);
+    CHECK(previous() == std::filesystem::canonical(deploy.release("r2")).string());
+}
+
 TEST_CASE("engine: namespace mode follows the symlink; a prepared release takes over at the flip", "[engine]") {
     Blocks blocks;
     Deploy deploy;
