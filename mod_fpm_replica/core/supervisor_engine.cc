@@ -662,14 +662,30 @@ bool SupervisorEngine::begin_warmup(Job& j, size_t i, int64_t now) {
     if (!world_.pings.script_present(spec.script)) {
         if (begin_url_requests(j, i, now)) return true;
         if (m.warmup_problem.empty()) return false;
-        m.warmup = MemberRun::Warmup::RequestingUrls;  // ended at once, with its line
-        finish_warmup(j, i, now, -1, nullptr);
+        complete_warmup(j, i, now);  // nothing to do after all, but say why
         return true;
     }
     m.warmup = MemberRun::Warmup::Listing;
-    m.ping = world_.pings.start_request(source, warmup_list_request(spec.script), m.warmup_deadline_us,
-                                        FcgiPingClient::kMaxWarmupReplyBytes);
+    m.ping = start_script_list(source, spec.script, m.warmup_deadline_us);
     return true;
+}
+
+// The warm-up script's two requests, for a new master's warm-up and a
+// deploy's prewarm alike: its list of cached scripts, answered by
+// `deadline_us`; and the compile of `working_set`, whose own work the
+// script stops at the deadline, its answer given a ping's time more.
+std::unique_ptr<MasterPing> SupervisorEngine::start_script_list(const SocketSpec& socket, const std::string& script,
+                                                                int64_t deadline_us) {
+    return world_.pings.start_request(socket, warmup_list_request(script), deadline_us,
+                                      FcgiPingClient::kMaxWarmupReplyBytes);
+}
+
+std::unique_ptr<MasterPing> SupervisorEngine::start_compile(const SocketSpec& socket, const std::string& script,
+                                                            const std::vector<std::string>& working_set,
+                                                            int64_t deadline_us, int64_t now) {
+    int64_t left_ms = std::max<int64_t>(1, (deadline_us - now) / 1000);
+    return world_.pings.start_request(socket, warmup_compile_request(script, working_set, left_ms),
+                                      deadline_us + kReadyPingUs, FcgiPingClient::kMaxWarmupReplyBytes);
 }
 
 // After the working set: each URL path once, through httpd, steered to the
@@ -771,28 +787,20 @@ void SupervisorEngine::advance_warmup(Job& j, size_t i, int64_t now) {
     }
     if (m.warmup == MemberRun::Warmup::Listing) {
         ScriptList listed = parse_script_list(body);
-        std::vector<std::string> working_set;
-        if (j.namespace_mode() || !m.warmup_from_release.empty() || !m.release.empty()) {
-            working_set = map_working_set(listed.scripts, m.warmup_from_release, m.release,
-                                          j.plan.request.stable_path, SharedScripts::kKeep);
-            // The warm-up script compiles itself by answering.
-            working_set.erase(std::remove(working_set.begin(), working_set.end(), spec.script),
-                              working_set.end());
-        } else {
-            // No release on either side: both masters serve the same files.
-            for (const std::string& script : listed.scripts) {
-                if (script != spec.script) working_set.push_back(script);
-            }
-        }
+        // No release on either side: both masters serve the same files.
+        std::vector<std::string> working_set =
+            j.namespace_mode() || !m.warmup_from_release.empty() || !m.release.empty()
+                ? map_working_set(listed.scripts, m.warmup_from_release, m.release,
+                                  j.plan.request.stable_path, SharedScripts::kKeep)
+                : std::move(listed.scripts);
+        // The warm-up script compiles itself by answering.
+        working_set.erase(std::remove(working_set.begin(), working_set.end(), spec.script), working_set.end());
         if (working_set.empty()) {
             finish_warmup(j, i, now, 0, nullptr);
             return;
         }
-        int64_t left_ms = std::max<int64_t>(1, (m.warmup_deadline_us - now) / 1000);
         m.warmup = MemberRun::Warmup::Compiling;
-        m.ping = world_.pings.start_request(j.plan.members[i].socket,
-                                            warmup_compile_request(spec.script, working_set, left_ms),
-                                            m.warmup_deadline_us + kReadyPingUs, FcgiPingClient::kMaxWarmupReplyBytes);
+        m.ping = start_compile(j.plan.members[i].socket, spec.script, working_set, m.warmup_deadline_us, now);
         return;
     }
     std::optional<CompileResult> compiled = parse_compile_answer(body);
@@ -805,8 +813,7 @@ void SupervisorEngine::advance_warmup(Job& j, size_t i, int64_t now) {
 
 // Ends a step of member `i`'s warm-up: the working set's with `scripts`
 // compiled (-1: none; `why` when it failed), then the URL paths if there
-// are any, and at the end the master becomes ready whatever happened (SPEC:
-// a failed warm-up leaves it ready, with one log line).
+// are any, and at the end the master becomes ready whatever happened.
 void SupervisorEngine::finish_warmup(Job& j, size_t i, int64_t now, int64_t scripts, const char* why) {
     MemberRun& m = j.runs[i];
     m.ping.reset();
@@ -815,6 +822,14 @@ void SupervisorEngine::finish_warmup(Job& j, size_t i, int64_t now, int64_t scri
     const bool scripts_step = m.warmup == MemberRun::Warmup::Listing || m.warmup == MemberRun::Warmup::Compiling;
     if (m.warmup == MemberRun::Warmup::RequestingUrls) withdraw_warmup_token(trusted(j, i));
     if (scripts_step && begin_url_requests(j, i, now)) return;
+    complete_warmup(j, i, now);
+}
+
+// The warm-up is over: its figures for the status document, one line if
+// anything went wrong, and the master takes requests (SPEC: a failed
+// warm-up leaves it ready).
+void SupervisorEngine::complete_warmup(Job& j, size_t i, int64_t now) {
+    MemberRun& m = j.runs[i];
     m.warmup = MemberRun::Warmup::None;
     int64_t took = world_.clock.now_us() - m.warmup_started_us;
     TrustedSlot& t = trusted(j, i);
@@ -1155,9 +1170,8 @@ void SupervisorEngine::begin_prewarm(const std::string& symlink, const std::stri
         k.prewarm = Job::Prewarm::Listing;
         k.prewarm_release = target;
         k.prewarm_deadline_us = now + k.plan.warmup.timeout_us;
-        k.prewarm_ping = world_.pings.start_request(k.plan.members[k.active].socket,
-                                                    warmup_list_request(k.plan.warmup.script),
-                                                    k.prewarm_deadline_us, FcgiPingClient::kMaxWarmupReplyBytes);
+        k.prewarm_ping = start_script_list(k.plan.members[k.active].socket, k.plan.warmup.script,
+                                           k.prewarm_deadline_us);
         any = true;
     }
     if (TrustedRelease* rs = release_slot_for(symlink)) {
@@ -1198,12 +1212,9 @@ void SupervisorEngine::advance_prewarms(int64_t now) {
             map_working_set(parse_script_list(body).scripts, resolve_release(k.plan.release_symlink),
                             k.prewarm_release, "", SharedScripts::kDrop);
         if (working_set.empty()) continue;
-        int64_t left_ms = std::max<int64_t>(1, (k.prewarm_deadline_us - now) / 1000);
         k.prewarm = Job::Prewarm::Compiling;
-        k.prewarm_ping = world_.pings.start_request(
-            k.plan.members[k.active].socket,
-            warmup_compile_request(k.plan.warmup.script, working_set, left_ms),
-            k.prewarm_deadline_us + kReadyPingUs, FcgiPingClient::kMaxWarmupReplyBytes);
+        k.prewarm_ping = start_compile(k.plan.members[k.active].socket, k.plan.warmup.script, working_set,
+                                       k.prewarm_deadline_us, now);
         pending.insert(k.plan.release_symlink);
     }
     for (const std::string& symlink : advanced) {

@@ -120,6 +120,12 @@ private:
     void request_warmup_url(Job& j, size_t member);
     void advance_url_requests(Job& j, size_t member, int64_t now);
     void finish_warmup(Job& j, size_t member, int64_t now, int64_t scripts, const char* why);
+    void complete_warmup(Job& j, size_t member, int64_t now);
+    std::unique_ptr<MasterPing> start_script_list(const SocketSpec& socket, const std::string& script,
+                                                  int64_t deadline_us);
+    std::unique_ptr<MasterPing> start_compile(const SocketSpec& socket, const std::string& script,
+                                              const std::vector<std::string>& working_set, int64_t deadline_us,
+                                              int64_t now);
     void advance_replacements(int64_t now);
     bool begin_replacement(Job& j, int64_t now);
     void advance_rolling(Job& j, int64_t now);
