@@ -86,24 +86,25 @@ bool send_plan(int* fd, const SupervisorPlan& plan, server_rec* s) {
     return *fd >= 0;
 }
 
-// What the supervisor should run for this configuration generation.
 // Where the supervisor requests a vhost's warm-up URL paths: a socket httpd
 // itself listens on for the vhost's first address and port (never an
 // address nobody binds, which a local user could take and read the token
 // from), loopback where that socket binds every address; the vhost's name
 // as the Host header, as a client of the site would reach it.
 void set_warmup_target(server_rec* s, ReplicaPlan* r) {
+    auto is_wildcard = [](const std::string& ip) { return ip == "0.0.0.0" || ip == "::"; };
     const server_addr_rec* vhost = s->addrs;
+    char* ip = nullptr;
+    const std::string vhost_ip =
+        vhost && apr_sockaddr_ip_get(&ip, vhost->host_addr) == APR_SUCCESS && ip ? ip : "";
+    const bool vhost_wildcard = vhost_ip.empty() || is_wildcard(vhost_ip);
     for (ap_listen_rec* l = ap_listeners; l; l = l->next) {
         apr_sockaddr_t* bound = l->bind_addr;
         if (vhost && vhost->host_port && bound->port != vhost->host_port) continue;
         char* bound_ip = nullptr;
         if (apr_sockaddr_ip_get(&bound_ip, bound) != APR_SUCCESS || !bound_ip) continue;
-        char* vhost_ip = nullptr;
-        bool vhost_wildcard = !vhost || apr_sockaddr_ip_get(&vhost_ip, vhost->host_addr) != APR_SUCCESS ||
-                              !vhost_ip || std::string(vhost_ip) == "0.0.0.0" || std::string(vhost_ip) == "::";
         std::string host = bound_ip;
-        bool bound_wildcard = host == "0.0.0.0" || host == "::";
+        const bool bound_wildcard = is_wildcard(host);
         if (!vhost_wildcard && !bound_wildcard && host != vhost_ip) continue;
         if (bound_wildcard) host = vhost_wildcard ? (host == "::" ? "::1" : "127.0.0.1") : vhost_ip;
         r->warmup_listener = SocketSpec{SocketSpec::Kind::Tcp, "", host, bound->port};
@@ -113,6 +114,7 @@ void set_warmup_target(server_rec* s, ReplicaPlan* r) {
     }
 }
 
+// What the supervisor should run for this configuration generation.
 SupervisorPlan collect_plan(server_rec* main_server) {
     SupervisorPlan plan;
     plan.generation = static_cast<uint32_t>(ap_state_query(AP_SQ_CONFIG_GEN));
