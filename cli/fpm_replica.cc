@@ -230,12 +230,12 @@ int deploy(const StatusClient& client, const Options& o, const std::string& rele
         throw Failure("this vhost has no FpmReplicaRelease: there is no release symlink to flip");
     }
     const std::string link = doc["release_link"].get<std::string>();
-    std::optional<std::string> resolved = real_path(release_dir);
-    if (!resolved || !is_directory(*resolved)) {
+    std::optional<std::string> resolved = release_directory(release_dir);
+    if (!resolved) {
         throw Failure("release '" + release_dir + "' is not a directory; " + link + " was left as it was");
     }
     const std::string target = *resolved;
-    const std::string current = real_path(link).value_or(link);
+    const std::string current = release_directory(link).value_or(link);
     if (current == target) {
         std::cout << link << " already names " << target << "\n";
         return 0;
@@ -293,7 +293,7 @@ int rollback(const StatusClient& client, const Options& o) {
     std::optional<std::string> target;
     std::string source;
     if (doc.contains("previous_release") && doc["previous_release"].is_string()) {
-        target = real_path(doc["previous_release"].get<std::string>());
+        target = release_directory(doc["previous_release"].get<std::string>());
         source = "the release before the last flip (" + doc["previous_release"].get<std::string>() + ")";
         if (!target) throw Failure(source + " is gone; " + link + " was left as it was");
     } else {
@@ -303,11 +303,11 @@ int rollback(const StatusClient& client, const Options& o) {
                           " is missing");
         }
         // A relative .previous is relative to its own directory, as the kernel reads it.
-        target = real_path(previous);
+        target = release_directory(previous);
         source = previous;
         if (!target) throw Failure(previous + " names no existing release");
     }
-    if (target == real_path(link)) {
+    if (target == release_directory(link)) {
         throw Failure(source + " is the release " + link + " names now: nothing to roll back to");
     }
     return deploy(client, o, *target);

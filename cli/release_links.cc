@@ -5,23 +5,17 @@
 
 #include <cerrno>
 #include <climits>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
+#include "release_resolver.h"
 #include "status_client.h"
 
 namespace fpmr::cli {
 
-std::optional<std::string> real_path(const std::string& path) {
-    char resolved[PATH_MAX];
-    if (!::realpath(path.c_str(), resolved)) return std::nullopt;
-    return std::string(resolved);
-}
-
-bool is_directory(const std::string& path) {
-    struct stat st;
-    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+std::optional<std::string> release_directory(const std::string& path) {
+    std::string why;
+    return resolve_release_dir(path, &why);
 }
 
 bool is_symlink(const std::string& path) {
@@ -56,14 +50,14 @@ void replace_symlink(const std::string& value, const std::string& path) {
 }
 
 void flip_release_symlink(const std::string& link, const std::string& target) {
-    std::string old_value = is_symlink(link) ? read_link(link) : real_path(link).value_or("");
+    std::string old_value = is_symlink(link) ? read_link(link) : release_directory(link).value_or("");
     replace_symlink(old_value, link + ".previous");
     if (!old_value.empty() && old_value[0] == '/') {
         replace_symlink(target, link);
         return;
     }
     // Relative to where the kernel reads it from: the link's directory.
-    std::string base = real_path(directory_of(link)).value_or(directory_of(link));
+    std::string base = release_directory(directory_of(link)).value_or(directory_of(link));
     replace_symlink(std::filesystem::path(target).lexically_relative(base).string(), link);
 }
 

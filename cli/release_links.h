@@ -8,9 +8,10 @@
 
 namespace fpmr::cli {
 
-// realpath(3) of `path`; nullopt when it does not resolve.
-std::optional<std::string> real_path(const std::string& path);
-bool is_directory(const std::string& path);
+// The real path of the directory `path` names (a release, or the
+// directory holding the link), by the module's one release validation
+// (core's resolve_release_dir); nullopt when it names none.
+std::optional<std::string> release_directory(const std::string& path);
 bool is_symlink(const std::string& path);
 
 // Points `path` at `value` (the link's text) through a new link beside it

@@ -22,7 +22,7 @@ struct App {
     }
     ~App() { fs::remove_all(root); }
     std::string link() const { return (root / "current").string(); }
-    std::string real(const char* rid) const { return *real_path((root / "releases" / rid).string()); }
+    std::string real(const char* rid) const { return *release_directory((root / "releases" / rid).string()); }
 };
 }  // namespace
 
@@ -32,8 +32,8 @@ TEST_CASE("a relative release symlink stays relative when flipped", "[cli]") {
     flip_release_symlink(app.link(), app.real("r2"));
     CHECK(fs::read_symlink(app.link()) == "releases/r2");
     CHECK(fs::read_symlink(app.link() + ".previous") == "releases/r1");
-    CHECK(real_path(app.link()) == app.real("r2"));
-    CHECK(real_path(app.link() + ".previous") == app.real("r1"));
+    CHECK(release_directory(app.link()) == app.real("r2"));
+    CHECK(release_directory(app.link() + ".previous") == app.real("r1"));
     CHECK_FALSE(fs::exists(app.link() + ".tmp-" + std::to_string(::getpid())));
 }
 
@@ -44,6 +44,6 @@ TEST_CASE("an absolute release symlink stays absolute when flipped", "[cli]") {
     CHECK(fs::read_symlink(app.link()) == app.real("r2"));
     CHECK(fs::read_symlink(app.link() + ".previous") == app.real("r1"));
     CHECK(is_symlink(app.link()));
-    CHECK(is_directory(app.link()));
-    CHECK_FALSE(real_path((app.root / "missing").string()));
+    CHECK(release_directory(app.link()) == app.real("r2"));
+    CHECK_FALSE(release_directory((app.root / "missing").string()));
 }
