@@ -15,6 +15,7 @@ import time
 import harness
 import phpmyadmin_app
 from releases import flip, write_helper_conf
+from test_800_supervision import all_ready, replicas_serve
 from vhosts import namespace_vhost, pinned_vhost
 
 WINDOW = 2.0  # seconds after a moment whose page requests count for it
@@ -26,11 +27,6 @@ RELEASES = ("pma-1", "pma-2", "pma-3", "pma-4")
 LOAD = [(phpmyadmin_app.LOGIN_PAGE, 10), (phpmyadmin_app.THEME_CSS, 1),
         ("/release.php", 1), ("/slow.php?ms=3000", 1)]
 MODES = ("realpath", "namespace")
-
-
-def all_ready(httpd):
-    reps = httpd.status()["replicas"]
-    return reps if reps and all(r["state"] == "ready" for r in reps) else None
 
 
 class Site:
@@ -81,16 +77,7 @@ class Site:
 
     # --- waiting for a rollout to end -----------------------------------------------
     def serving(self, rid, not_pids=()):
-        """Every replica ready, on release `rid` (namespace mode), none of
-        `not_pids`: the replicas, else None."""
-        reps = all_ready(self.httpd)
-        if not reps or self.httpd.status()["release"] != self.releases[rid]:
-            return None
-        if self.mode == "namespace" and any(r["release"] != self.releases[rid] for r in reps):
-            return None
-        if any(r["pid"] in not_pids for r in reps):
-            return None
-        return reps
+        return replicas_serve(self.httpd, self.releases[rid], self.mode, not_pids)
 
     def pids(self):
         return {r["pid"] for r in self.httpd.status()["replicas"]}

@@ -22,6 +22,19 @@ def all_ready(httpd):
     return reps if all(r["state"] == "ready" and r["pid"] for r in reps) else None
 
 
+def replicas_serve(httpd, release, mode, not_pids=()):
+    """Every replica ready on `release` (the vhost's; in namespace mode each
+    replica's own too) and none of `not_pids`: the replicas, else None."""
+    reps = all_ready(httpd)
+    if not reps or httpd.status()["release"] != release:
+        return None
+    if mode == "namespace" and any(r["release"] != release for r in reps):
+        return None
+    if any(r["pid"] in not_pids for r in reps):
+        return None
+    return reps
+
+
 def fpm_masters_of(supervisor_pid):
     """php-fpm masters whose parent is the supervisor."""
     out = []

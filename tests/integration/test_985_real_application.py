@@ -16,7 +16,7 @@ import pytest
 
 import harness
 from releases import copy_app_release, flip, write_helper_conf
-from test_800_supervision import all_ready
+from test_800_supervision import all_ready, replicas_serve
 from vhosts import namespace_vhost, pinned_vhost
 
 ADMINER_DIR = "/usr/share/adminer"
@@ -85,17 +85,6 @@ def adminer(httpd, request):
     httpd.start()
     harness.wait_for(lambda: all_ready(httpd), 20, what="replicas ready")
     return {"app": app, "releases": releases, "mode": request.param}
-
-
-def replicas_serve(httpd, release, mode, not_pids=()):
-    reps = all_ready(httpd)
-    if not reps or httpd.status()["release"] != release:
-        return None
-    if mode == "namespace" and any(r["release"] != release for r in reps):
-        return None
-    if any(r["pid"] in not_pids for r in reps):
-        return None
-    return reps
 
 
 def test_adminer_flips_and_graceful_under_load(httpd, adminer):
