@@ -173,7 +173,8 @@ SharedLayout place(uint32_t slots, uint32_t child_rows, uint32_t releases, uint6
     uint64_t open_slots = align_up(sizeof(SharedHeader));
     uint64_t open_releases = align_up(open_slots + uint64_t{slots} * sizeof(ReplicaSlot));
     uint64_t open_child_rows = align_up(open_releases + uint64_t{releases} * sizeof(ReleaseSlot));
-    uint64_t stride = align_up((1 + uint64_t{slots}) * sizeof(std::atomic<int32_t>));
+    uint64_t stride =
+        align_up((1 + uint64_t{slots} + 2 * kChildReleaseCells) * sizeof(std::atomic<int32_t>));
     uint64_t open_bytes = open_child_rows + uint64_t{child_rows} * stride;
     uint64_t trusted_slots = align_up(sizeof(TrustedHeader));
     uint64_t trusted_releases = align_up(trusted_slots + uint64_t{slots} * sizeof(TrustedSlot));
@@ -278,7 +279,7 @@ SharedState SharedState::format(void* open, size_t open_length, void* trusted, s
     }
     for (uint32_t row = 0; row < l.child_row_count; ++row) {
         char* cells = open_bytes + l.open_child_rows + row * l.child_row_stride;
-        for (uint32_t cell = 0; cell <= l.slot_count; ++cell) {
+        for (uint32_t cell = 0; cell < 1 + l.slot_count + 2 * kChildReleaseCells; ++cell) {
             new (cells + cell * sizeof(std::atomic<int32_t>)) std::atomic<int32_t>(0);
         }
     }
@@ -468,7 +469,13 @@ void SharedState::reset_in_flight() const {
         for (uint32_t i = 0; i < layout_.slot_count; ++i) {
             row.in_flight[i].store(0, std::memory_order_relaxed);
         }
+        for (size_t c = 0; c < 2 * kChildReleaseCells; ++c) {
+            row.release_cells[c].store(0, std::memory_order_relaxed);
+        }
         row.owner_pid.store(0, std::memory_order_release);
+    }
+    for (uint32_t i = 0; i < layout_.release_count; ++i) {
+        for (ReleaseFigures& f : release_slot(static_cast<int>(i)).figures) f.in_flight.store(0);
     }
 }
 
@@ -484,6 +491,9 @@ int SharedState::claim_child_row(int32_t pid) const {
         for (uint32_t i = 0; i < layout_.slot_count; ++i) {
             row.in_flight[i].store(0, std::memory_order_relaxed);
         }
+        for (size_t c = 0; c < 2 * kChildReleaseCells; ++c) {
+            row.release_cells[c].store(0, std::memory_order_relaxed);
+        }
         return static_cast<int>(r);
     }
     return -1;
@@ -496,6 +506,15 @@ void SharedState::release_row(const ChildRow& row, Released& out) const {
         if (count <= 0) continue;  // nothing raised (or forged below zero): nothing to give back
         out.requests += count;
         if (!subtract_clamped(slot(static_cast<int>(i)).in_flight, count)) out.complete = false;
+    }
+    // Its requests in flight per release, the same way; an entry number
+    // beyond the block's (forged) names nothing.
+    const uint64_t entries = uint64_t{layout_.release_count} * kReleaseFigureEntries;
+    for (size_t c = 0; c < kChildReleaseCells; ++c) {
+        int32_t entry = row.release_cells[2 * c].exchange(0, std::memory_order_relaxed) - 1;
+        int32_t count = row.release_cells[2 * c + 1].exchange(0, std::memory_order_relaxed);
+        if (entry < 0 || static_cast<uint64_t>(entry) >= entries || count <= 0) continue;
+        if (!subtract_clamped(release_figures(entry).in_flight, count)) out.complete = false;
     }
     ++out.rows;
     row.owner_pid.store(0, std::memory_order_release);  // zeroed before it is free

@@ -36,6 +36,8 @@
 #include <string_view>
 #include <vector>
 
+#include "request_figures.h"
+
 namespace fpmr {
 
 // What a replica member's master is doing (the supervisor's lifecycle), and
@@ -69,7 +71,7 @@ enum class MasterTrouble : uint32_t {
 
 constexpr uint32_t kSharedMagic = 0x52504d46;   // "FMPR" little-endian
 constexpr uint32_t kTrustedMagic = 0x54504d46;  // "FMPT"
-constexpr uint32_t kLayoutVersion = 12;
+constexpr uint32_t kLayoutVersion = 13;
 constexpr size_t kSlotKeyLength = 256;
 constexpr size_t kNonceLength = 32;  // hex characters
 constexpr size_t kReleaseLength = 512;
@@ -103,6 +105,8 @@ struct ReplicaSlot {
     std::atomic<int64_t> retry_at_us;    // refused a connection: 0 = healthy, else skip until then
     std::atomic<uint32_t> admin_drained; // the operator's drain (status handler): 1 = drained
     std::atomic<uint32_t> restart_requested;  // bumped by the status handler's restart action
+    // How long its answers took, per release (request_figures.h).
+    MemberReleaseDurations durations[kMemberReleaseEntries];
 };
 
 // The same member in the trusted block. Bound to a replica by its key
@@ -151,6 +155,8 @@ struct ReleaseSlot {
     std::atomic<uint32_t> prepare_requests;  // bumped per request
     std::atomic<uint32_t> requested_seq;     // sequence lock of `requested`
     char requested[kReleaseLength];
+    // The releases it named recently: in flight, answers (request_figures.h).
+    ReleaseFigures figures[kReleaseFigureEntries];
 };
 
 enum class PrepareState : uint32_t { None = 0, Starting = 1, Ready = 2, Failed = 3 };
@@ -183,12 +189,14 @@ struct TrustedRelease {
 // clamped (never below zero, never more than a row can hold).
 //
 // In memory a row is an array of int32 atomics, [0] the owner's pid (0:
-// free; taken with a compare-and-swap) and [1 + slot] the count of each
-// member slot, as wide as the block has slots (SharedLayout::child_row_stride
-// apart). This is a view of one.
+// free; taken with a compare-and-swap), [1 + slot] the count of each
+// member slot, as wide as the block has slots, then kChildReleaseCells
+// pairs of release cells (request_figures.h); rows are
+// SharedLayout::child_row_stride apart. This is a view of one.
 struct ChildRow {
     std::atomic<int32_t>& owner_pid;
-    std::atomic<int32_t>* in_flight;  // [slot_count]
+    std::atomic<int32_t>* in_flight;      // [slot_count]
+    std::atomic<int32_t>* release_cells;  // [2 * kChildReleaseCells]: entry + 1, count
 };
 
 // The counts the blocks were made with are in both headers; the trusted
@@ -233,7 +241,7 @@ struct SharedLayout {
     size_t open_slots = 0;
     size_t open_releases = 0;
     size_t open_child_rows = 0;
-    size_t child_row_stride = 0;  // one row: owner pid and slot_count counts, 64-byte aligned
+    size_t child_row_stride = 0;  // one row: owner pid, slot_count counts, release cells; 64-byte aligned
     size_t open_bytes = 0;
     // The same for the trusted block.
     size_t trusted_slots = 0;
@@ -347,7 +355,7 @@ public:
     ChildRow child_row(int index) const {
         auto* cells = reinterpret_cast<std::atomic<int32_t>*>(
             open_ + layout_.open_child_rows + static_cast<size_t>(index) * layout_.child_row_stride);
-        return ChildRow{cells[0], cells + 1};
+        return ChildRow{cells[0], cells + 1, cells + 1 + layout_.slot_count};
     }
     // The member's state for steering (effective_state without the
     // refused-connection mark, which selection weighs on its own).
@@ -426,6 +434,13 @@ public:
     int find_release(std::string_view symlink_path) const;
     ReleaseSlot& release_slot(int index) const {
         return element<ReleaseSlot>(open_, layout_.open_releases, index);
+    }
+    // Entry `entry` of every release slot's figures taken as one array
+    // (release slot entry / kReleaseFigureEntries): the number a child row's
+    // release cell holds. Below release_count * kReleaseFigureEntries.
+    ReleaseFigures& release_figures(int entry) const {
+        return release_slot(entry / static_cast<int>(kReleaseFigureEntries))
+            .figures[entry % static_cast<int>(kReleaseFigureEntries)];
     }
     const TrustedRelease& trusted_release(int index) const {
         return element<const TrustedRelease>(trusted_, layout_.trusted_releases, index);

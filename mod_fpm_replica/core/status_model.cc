@@ -103,6 +103,67 @@ ReplicaStatus read_replica(const StatusSources& sources, const SharedState& shar
     return r;
 }
 
+ReleaseUse& release_use(VhostStatus& status, const std::string& release) {
+    for (ReleaseUse& use : status.releases) {
+        if (use.release == release) return use;
+    }
+    ReleaseUse& use = status.releases.emplace_back();
+    use.release = release;
+    return use;
+}
+
+// Which releases are in use and how: the symlink's figures (in flight,
+// answers), and in namespace mode every running master's release.
+void read_release_uses(const StatusSources& sources, const SharedState& shared, VhostStatus& status) {
+    if (status.release) release_use(status, *status.release);
+    int slot = sources.release_link ? shared.find_release(*sources.release_link) : -1;
+    for (const ReleaseFiguresView& figures : read_release_figures(shared, slot)) {
+        ReleaseUse& use = release_use(status, figures.release);
+        use.in_flight = figures.in_flight;
+        use.requests = figures.requests;
+        use.server_errors = figures.server_errors;
+    }
+    if (!sources.routes_by_release || !sources.members) return;
+    for (const ReplicaMember& m : *sources.members) {
+        if (m.slot < 0) continue;
+        auto lifecycle = static_cast<ReplicaState>(shared.trusted(m.slot).lifecycle.load());
+        if (lifecycle != ReplicaState::Starting && lifecycle != ReplicaState::Ready &&
+            lifecycle != ReplicaState::Draining) {
+            continue;
+        }
+        std::optional<std::string> served = read_slot_release(shared.trusted(m.slot));
+        if (!served || served->empty()) continue;
+        std::vector<std::string>& names = release_use(status, *served).replicas;
+        const std::string& name = (*sources.replicas)[static_cast<size_t>(m.replica)].name;
+        if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
+}
+
+// Each replica's durations per release, summed over its members; a release
+// the vhost no longer knows by path (its figures were reused) is left out.
+void read_durations(const StatusSources& sources, const SharedState& shared, VhostStatus& status) {
+    for (const ReplicaMember& m : *sources.members) {
+        if (m.slot < 0) continue;
+        ReplicaStatus& replica = status.replicas[static_cast<size_t>(m.replica)];
+        for (const DurationsView& view : read_member_durations(shared, m.slot)) {
+            std::optional<std::string> release;
+            if (view.release_hash == 0) release = "";
+            for (const ReleaseUse& use : status.releases) {
+                if (release_hash(use.release) == view.release_hash) release = use.release;
+            }
+            if (!release) continue;
+            auto same = std::find_if(replica.durations.begin(), replica.durations.end(),
+                                     [&](const ReplicaStatus::Durations& d) { return d.release == *release; });
+            if (same == replica.durations.end()) {
+                replica.durations.push_back({*release, view});
+                continue;
+            }
+            for (size_t b = 0; b < kDurationBuckets; ++b) same->figures.buckets[b] += view.buckets[b];
+            same->figures.sum_us += view.sum_us;
+        }
+    }
+}
+
 }  // namespace
 
 VhostStatus read_vhost_status(const StatusSources& sources, const SharedState& shared,
@@ -121,6 +182,8 @@ VhostStatus read_vhost_status(const StatusSources& sources, const SharedState& s
         status.replicas.push_back(
             read_replica(sources, shared, now_us, static_cast<int>(i), status.release));
     }
+    read_release_uses(sources, shared, status);
+    read_durations(sources, shared, status);
     return status;
 }
 

@@ -75,7 +75,19 @@ std::string render_status_json(const VhostStatus& status) {
                ", \"restarts\": " + std::to_string(r.restarts) +
                ", \"warmup\": " + warmup_json(r.warmup) + "}";
     }
-    out += status.replicas.empty() ? "]}\n" : "\n ]}\n";
+    out += status.replicas.empty() ? "],\n \"releases\": [" : "\n ],\n \"releases\": [";
+    for (size_t i = 0; i < status.releases.size(); ++i) {
+        const ReleaseUse& use = status.releases[i];
+        std::string replicas;
+        for (const std::string& name : use.replicas) replicas += (replicas.empty() ? "" : ", ") + json_escape(name);
+        out += i ? ",\n  " : "\n  ";
+        out += "{\"release\": " + json_escape(use.release) +
+               ", \"in_flight\": " + std::to_string(use.in_flight) +
+               ", \"requests\": " + std::to_string(use.requests) +
+               ", \"server_errors\": " + std::to_string(use.server_errors) +
+               ", \"replicas\": [" + replicas + "]}";
+    }
+    out += status.releases.empty() ? "]}\n" : "\n ]}\n";
     return out;
 }
 
@@ -98,6 +110,51 @@ std::string label_escape(const std::string& text) {
 
 void family(std::string& out, const char* name, const char* type, const char* help) {
     out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+std::string number(double value, const char* format) {
+    char text[48];
+    std::snprintf(text, sizeof text, format, value);
+    return text;
+}
+
+// One histogram's series: cumulative buckets, +Inf, sum and count.
+// `labels` opens the label set without closing it ("{vhost=...,replica=...").
+void render_histogram(std::string& out, const std::string& name, const std::string& labels,
+                      const DurationsView& figures) {
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < kDurationBuckets; ++b) {
+        cumulative += figures.buckets[b];
+        std::string le = b < kDurationBounds ? number(kDurationBoundsSeconds[b], "%g") : "+Inf";
+        out += name + "_bucket" + labels + ",le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+    }
+    out += name + "_sum" + labels + "} " + number(static_cast<double>(figures.sum_us) / 1e6, "%.6f") + "\n";
+    out += name + "_count" + labels + "} " + std::to_string(cumulative) + "\n";
+}
+
+void render_release_figures(std::string& out, const VhostStatus& status, const std::string& vhost) {
+    struct Figure {
+        const char* name;
+        const char* type;
+        const char* help;
+        double (*value)(const ReleaseUse&);
+    };
+    const Figure figures[] = {
+        {"fpm_replica_release_in_flight", "gauge", "Requests pinned to the release and not finished.",
+         [](const ReleaseUse& u) { return static_cast<double>(u.in_flight); }},
+        {"fpm_replica_release_requests_total", "counter", "PHP requests answered from the release.",
+         [](const ReleaseUse& u) { return static_cast<double>(u.requests); }},
+        {"fpm_replica_release_server_errors_total", "counter",
+         "PHP requests of the release answered with a 5xx status (php-fpm's or a gateway error).",
+         [](const ReleaseUse& u) { return static_cast<double>(u.server_errors); }},
+    };
+    for (const auto& f : figures) {
+        family(out, f.name, f.type, f.help);
+        for (const auto& use : status.releases) {
+            out += std::string(f.name) + "{" + vhost + ",release=\"" + label_escape(use.release) +
+                   "\"} " + number(f.value(use), "%.0f") + "\n";
+        }
+    }
 }
 
 }  // namespace
@@ -171,6 +228,15 @@ std::string render_status_prometheus(const VhostStatus& status) {
             char value[32];
             std::snprintf(value, sizeof value, "%.0f", f.value(r));
             out += std::string(f.name) + labels(r) + "} " + value + "\n";
+        }
+    }
+    render_release_figures(out, status, vhost);
+    family(out, "fpm_replica_request_duration_seconds", "histogram",
+           "Duration of PHP requests answered by the replica, per release they were pinned to.");
+    for (const auto& r : status.replicas) {
+        for (const auto& d : r.durations) {
+            render_histogram(out, "fpm_replica_request_duration_seconds",
+                             labels(r) + ",release=\"" + label_escape(d.release) + "\"", d.figures);
         }
     }
     return out;

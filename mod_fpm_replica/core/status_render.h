@@ -30,6 +30,22 @@ struct ReplicaStatus {
         double seconds = 0;
     };
     std::optional<Warmup> warmup;  // its master's last warm-up (FpmReplicaWarmup); null: none
+    // Its answers' durations, per release ("": requests of no release),
+    // summed over its members.
+    struct Durations {
+        std::string release;
+        DurationsView figures;
+    };
+    std::vector<Durations> durations;
+};
+
+// A release the vhost's symlink named recently, or one a master serves.
+struct ReleaseUse {
+    std::string release;
+    int64_t in_flight = 0;       // pinned requests not finished
+    uint64_t requests = 0;       // PHP requests answered from it
+    uint64_t server_errors = 0;  // of those, 5xx
+    std::vector<std::string> replicas;  // namespace mode: replicas with a master on it
 };
 
 struct VhostStatus {
@@ -42,6 +58,7 @@ struct VhostStatus {
     std::string prepared_state;
     std::string nonce;
     std::vector<ReplicaStatus> replicas;
+    std::vector<ReleaseUse> releases;  // in the order first seen; the symlink's first
 };
 
 std::string json_escape(const std::string& text);

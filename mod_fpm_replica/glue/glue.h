@@ -47,6 +47,7 @@ struct VhostReplicas {
 struct ReleaseConfig {
     std::string symlink;                        // normalised absolute path
     std::unique_ptr<ReleaseResolver> resolver;  // made in post_config
+    int shared_slot = -1;                       // its release slot in the shared blocks, -1: none
     server_rec* defined_in = nullptr;
 };
 
@@ -130,6 +131,9 @@ struct RequestState {
     int probe_member = -1;              // member whose status socket answers the probe
     const char* warmup_header = nullptr;  // FPM-Replica-Warmup as it came (initial request only)
     int warmup_member = -1;             // the supervisor's warm-up request for this member
+    ReleaseTicket release_ticket;       // initial request: its count in the release's figures
+    bool bound_for_php = false;         // SetHandler fpm-replica: steered to a replica
+    int answered_slot = -1;             // member slot whose attempt ended without a backend error
 
     VhostReplicas* set = nullptr;
     int current = -1;                  // replica index of the attempt in progress
@@ -162,6 +166,7 @@ void register_supervisor_hooks(apr_pool_t* p);
 void register_probe_hooks(apr_pool_t* p);
 void register_control_guard_hooks(apr_pool_t* p);
 void register_child_count_hooks(apr_pool_t* p);
+void register_request_figure_hooks(apr_pool_t* p);
 void register_graceful_wakeup_hooks();
 
 // A FastCGI GET of `path` on `spec`; true on any complete answer within the

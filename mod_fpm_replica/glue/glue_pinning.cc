@@ -142,6 +142,7 @@ int create_resolvers(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* ma
             TrustedWriter writer;
             const SharedState& shared = writer.state();
             int slot = shared.writable() ? shared.claim_release(release->symlink) : -1;
+            release->shared_slot = slot;
             if (slot >= 0) {
                 release->resolver->set_error_log_clock(&shared.release_slot(slot).error_logged_us);
             } else if (shared.writable()) {

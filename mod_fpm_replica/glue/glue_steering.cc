@@ -208,7 +208,7 @@ int map_handler_to_balancer(request_rec* r) {
         if (!r->handler || std::strcmp(r->handler, kHandlerName) != 0) return DECLINED;
         VhostReplicas* set = replicas_for(r->server);
         if (!set) return DECLINED;  // fpm_replica_handler reports it
-        request_state(r, true);
+        request_state(r, true)->bound_for_php = true;
         r->handler = apr_pstrcat(r->pool, "proxy:", set->balancer_url.c_str(), NULL);
         return OK;
     } catch (...) {
@@ -260,6 +260,7 @@ void finish_attempt(RequestState* st, request_rec* r, bool failed) {
     if (!shared.valid() || slot_index < 0) return;
     ReplicaSlot& slot = shared.slot(slot_index);
     shared.end_attempt(slot_index, child_row());
+    if (!failed) st->answered_slot = slot_index;
     if (failed) {
         slot.failures.fetch_add(1, std::memory_order_relaxed);
         slot.retry_at_us.store(now_us() + kRefusedRetryUs);

@@ -45,6 +45,7 @@ void register_hooks(apr_pool_t* p) {
     fpmr::glue::register_control_guard_hooks(p);
     fpmr::glue::register_graceful_wakeup_hooks();
     fpmr::glue::register_child_count_hooks(p);
+    fpmr::glue::register_request_figure_hooks(p);
 }
 
 }  // namespace
