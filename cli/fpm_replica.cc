@@ -6,7 +6,10 @@
 //   fpm-replica [--url URL] [--host NAME] [--timeout SECONDS] undrain NAME
 //   fpm-replica [--url URL] [--host NAME] [--timeout SECONDS] restart [NAME]
 //   fpm-replica [--url URL] [--host NAME] [--timeout SECONDS] deploy RELEASE_DIR
+//               [--watch DURATION [--max-error-rate R]]
 //   fpm-replica [--url URL] [--host NAME] [--timeout SECONDS] rollback
+//   fpm-replica [--url URL] [--host NAME] [--timeout SECONDS] releases
+//   fpm-replica [--url URL] [--host NAME] [--timeout SECONDS] prune --keep N
 //
 // Exit codes: 0 done, 1 failed (what was left as it was is said), 2 usage.
 #include <curl/curl.h>
@@ -22,8 +25,12 @@
 #include <thread>
 #include <vector>
 
+#include "config_parse.h"
+#include "deploy_watch.h"
+#include "release_inventory.h"
 #include "release_links.h"
 #include "status_client.h"
+#include "tree_removal.h"
 
 namespace fpmr::cli {
 namespace {
@@ -31,7 +38,9 @@ namespace {
 constexpr const char* kDefaultUrl = "http://127.0.0.1/fpm-replica-status";
 constexpr const char* kUsage =
     "usage: fpm-replica [--url URL] [--host NAME] [--timeout SECONDS]\n"
-    "                   {status [--json],drain NAME,undrain NAME,restart [NAME],deploy RELEASE_DIR,rollback}\n";
+    "                   {status [--json],drain NAME,undrain NAME,restart [NAME],\n"
+    "                    deploy RELEASE_DIR [--watch DURATION [--max-error-rate R]],rollback,\n"
+    "                    releases,prune --keep N}\n";
 constexpr const char* kHelp =
     "\nthe operator's tool for mod_fpm_replica, talking to the status handler\n\n"
     "commands:\n"
@@ -40,7 +49,12 @@ constexpr const char* kHelp =
     "  undrain NAME         undrain a replica\n"
     "  restart [NAME]       replace replicas one by one; waits until done\n"
     "  deploy RELEASE_DIR   bring up replicas on a release, then flip the symlink\n"
-    "  rollback             deploy the release the last deploy replaced\n\n"
+    "    --watch DURATION   then watch its answers (\"30s\", \"2m\") and flip back, exit 1,\n"
+    "                       when their 5xx rate passes --max-error-rate (default 0.05)\n"
+    "  rollback             go back to the release served before the last flip\n"
+    "  releases             the release directories beside the current one, newest first,\n"
+    "                       and what uses each\n"
+    "  prune --keep N       delete the oldest releases beyond the N newest, never one in use\n\n"
     "options:\n"
     "  --url URL            status handler (default http://127.0.0.1/fpm-replica-status)\n"
     "  --host NAME          Host header to send: the vhost's ServerName, when the status\n"
@@ -55,6 +69,9 @@ struct Options {
     std::string command;
     std::vector<std::string> operands;
     bool json = false;
+    std::optional<size_t> keep;              // prune --keep N
+    std::optional<double> watch_seconds;     // deploy --watch DURATION
+    std::optional<double> max_error_rate;    // deploy --max-error-rate R
 };
 
 struct UsageError {
@@ -107,6 +124,28 @@ Options parse_arguments(int argc, char** argv) {
         std::string arg = argv[i];
         if (o.command == "status" && arg == "--json") {
             o.json = true;
+        } else if (o.command == "prune" && (arg == "--keep" || arg.rfind("--keep=", 0) == 0)) {
+            std::string v = *value_of(arg, "--keep");
+            char* end = nullptr;
+            long n = std::strtol(v.c_str(), &end, 10);
+            if (v.empty() || *end != '\0' || n < 1) {
+                throw UsageError{"argument --keep: invalid value: '" + v + "' (a number of releases, 1 or more)"};
+            }
+            o.keep = static_cast<size_t>(n);
+        } else if (o.command == "deploy" && (arg == "--watch" || arg.rfind("--watch=", 0) == 0)) {
+            std::string v = *value_of(arg, "--watch");
+            std::string why;
+            std::optional<int64_t> us = parse_duration_us(v, &why);
+            if (!us || *us <= 0) throw UsageError{"argument --watch: invalid duration: '" + v + "'"};
+            o.watch_seconds = static_cast<double>(*us) / 1e6;
+        } else if (o.command == "deploy" && (arg == "--max-error-rate" || arg.rfind("--max-error-rate=", 0) == 0)) {
+            std::string v = *value_of(arg, "--max-error-rate");
+            char* end = nullptr;
+            double rate = std::strtod(v.c_str(), &end);
+            if (v.empty() || *end != '\0' || !(rate >= 0 && rate < 1)) {
+                throw UsageError{"argument --max-error-rate: invalid value: '" + v + "' (a fraction: 0.05 is 5%)"};
+            }
+            o.max_error_rate = rate;
         } else if (arg == "-h" || arg == "--help") {
             std::cout << kUsage << kHelp;
             std::exit(0);
@@ -121,10 +160,14 @@ Options parse_arguments(int argc, char** argv) {
         least = most = 1;
     } else if (o.command == "restart") {
         most = 1;
-    } else if (o.command != "status" && o.command != "rollback") {
+    } else if (o.command != "status" && o.command != "rollback" && o.command != "releases" &&
+               o.command != "prune") {
         throw UsageError{"argument command: invalid choice: '" + o.command +
-                         "' (choose from 'status', 'drain', 'undrain', 'restart', 'deploy', 'rollback')"};
+                         "' (choose from 'status', 'drain', 'undrain', 'restart', 'deploy', 'rollback', "
+                         "'releases', 'prune')"};
     }
+    if (o.command == "prune" && !o.keep) throw UsageError{"the following arguments are required: --keep"};
+    if (o.max_error_rate && !o.watch_seconds) throw UsageError{"argument --max-error-rate: needs --watch"};
     if (o.operands.size() < least) throw UsageError{"the following arguments are required: " +
                                                     std::string(o.command == "deploy" ? "release_dir" : "name")};
     if (o.operands.size() > most) throw UsageError{"unrecognized arguments: " + o.operands[most]};
@@ -155,6 +198,23 @@ void wait_for(const std::string& what, double timeout, const std::function<bool(
     }
 }
 
+// Columns padded to their widest cell, two spaces apart.
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+    std::vector<size_t> widths(rows[0].size(), 0);
+    for (const auto& row : rows) {
+        for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+    }
+    for (const auto& row : rows) {
+        std::string line;
+        for (size_t c = 0; c < row.size(); ++c) {
+            line += row[c] + std::string(widths[c] - row[c].size(), ' ');
+            if (c + 1 < row.size()) line += "  ";
+        }
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        std::cout << line << "\n";
+    }
+}
+
 int status(const StatusClient& client, const Options& o) {
     Document doc = client.get();
     if (o.json) {
@@ -169,19 +229,7 @@ int status(const StatusClient& client, const Options& o) {
                         text_of(r["requests"]), text_of(r["failures"]), text_of(r["restarts"]),
                         text_of(r["release"]), text_of(r["socket"])});
     }
-    std::vector<size_t> widths(rows[0].size(), 0);
-    for (const auto& row : rows) {
-        for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
-    }
-    for (const auto& row : rows) {
-        std::string line;
-        for (size_t c = 0; c < row.size(); ++c) {
-            line += row[c] + std::string(widths[c] - row[c].size(), ' ');
-            if (c + 1 < row.size()) line += "  ";
-        }
-        while (!line.empty() && line.back() == ' ') line.pop_back();
-        std::cout << line << "\n";
-    }
+    print_table(rows);
     return 0;
 }
 
@@ -224,6 +272,9 @@ int restart(const StatusClient& client, const Options& o) {
     return 0;
 }
 
+int watch_release(const StatusClient& client, const Options& o, const std::string& link,
+                  const std::string& target, const std::string& previous, const AnswerCounts& before);
+
 int deploy(const StatusClient& client, const Options& o, const std::string& release_dir) {
     Document doc = client.get();
     if (!doc.contains("release_link") || !doc["release_link"].is_string()) {
@@ -265,7 +316,9 @@ int deploy(const StatusClient& client, const Options& o, const std::string& rele
                           " still names " + current);
         }
     }
-    // 2. The flip: remember where we came from, then one rename.
+    // 2. The flip: remember where we came from, then one rename. A watch
+    // counts the release's answers from here.
+    AnswerCounts before = answers_of(client.get(), target);
     flip_release_symlink(link, target);
     // 3. Every replica on the new release (namespace mode) / the vhost on it.
     wait_for(link + " now names " + target + ", but not every replica serves it yet after " +
@@ -278,7 +331,119 @@ int deploy(const StatusClient& client, const Options& o, const std::string& rele
                  }
                  return true;
              });
-    std::cout << "deployed " << target << " (previous: " << current << ")\n";
+    std::cout << "deployed " << target << " (previous: " << current << ")" << std::endl;
+    if (o.watch_seconds) return watch_release(client, o, link, target, current, before);
+    return 0;
+}
+
+// deploy --watch: polls the new release's answers until the window ends;
+// flips back (a deploy of the previous release, prepared like any) and
+// fails when they are bad, or when its replicas fail their health checks
+// two polls in a row.
+int watch_release(const StatusClient& client, const Options& o, const std::string& link,
+                  const std::string& target, const std::string& previous, const AnswerCounts& before) {
+    WatchRule rule;
+    if (o.max_error_rate) rule.max_error_rate = *o.max_error_rate;
+    auto start = std::chrono::steady_clock::now();
+    auto deadline = start + std::chrono::duration<double>(*o.watch_seconds);
+    int unhealthy_polls = 0;
+    AnswerCounts since;
+    for (;;) {
+        Document d = client.get();
+        if (text_of(d["release"]) != target) {
+            throw Failure(link + " was flipped to " + text_of(d["release"]) +
+                          " during the watch; stopped watching " + target + " and left it as it is");
+        }
+        AnswerCounts now = answers_of(d, target);
+        since.requests = now.requests >= before.requests ? now.requests - before.requests : now.requests;
+        since.server_errors =
+            now.server_errors >= before.server_errors ? now.server_errors - before.server_errors : now.server_errors;
+        unhealthy_polls = serving_replicas_unhealthy(d, target) ? unhealthy_polls + 1 : 0;
+        if (std::optional<std::string> why = judge_watch(since, rule, unhealthy_polls >= 2)) {
+            double after = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            std::cerr << "fpm-replica: " << target << ": " << *why << ", " << seconds_text(after)
+                      << "s after the flip; rolling back to " << previous << std::endl;
+            Options plain = o;
+            plain.watch_seconds.reset();
+            deploy(client, plain, previous);
+            throw Failure("rolled back to " + previous + " because " + target + ": " + *why);
+        }
+        if (std::chrono::steady_clock::now() >= deadline) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%.2f%%",
+                  since.requests ? 100.0 * static_cast<double>(since.server_errors) / static_cast<double>(since.requests) : 0.0);
+    std::cout << "watched " << target << " for " << seconds_text(*o.watch_seconds) << "s: " << since.requests
+              << " PHP answers, " << since.server_errors << " 5xx (" << rate << ")\n";
+    return 0;
+}
+
+std::string release_link_of(const Document& doc) {
+    if (!doc.contains("release_link") || !doc["release_link"].is_string()) {
+        throw Failure("this vhost has no FpmReplicaRelease: there are no releases to list");
+    }
+    return doc["release_link"].get<std::string>();
+}
+
+std::string parent_of(const std::string& path) { return path.substr(0, path.find_last_of('/')); }
+
+int releases(const StatusClient& client) {
+    Document doc = client.get();
+    const std::string link = release_link_of(doc);
+    ReleaseUses uses = uses_of(doc, link);
+    if (uses.current.empty()) throw Failure(link + " names no release directory");
+    std::cout << "releases in " << parent_of(uses.current) << ", newest first\n";
+    std::vector<std::vector<std::string>> rows = {{"NAME", "IN_FLIGHT", "MASTERS", "USED_AS"}};
+    for (const ReleaseDirectory& r : releases_beside(uses.current)) {
+        std::vector<std::string> used;
+        if (uses.current == r.path) used.push_back("current");
+        if (uses.previous == r.path) used.push_back("previous");
+        if (uses.previous_link == r.path) used.push_back(link.substr(link.find_last_of('/') + 1) + ".previous");
+        if (uses.prepared == r.path) used.push_back("preparing");
+        std::string masters;
+        auto m = uses.masters.find(r.path);
+        if (m != uses.masters.end()) {
+            for (const std::string& n : m->second) masters += (masters.empty() ? "" : ",") + n;
+        }
+        std::string joined;
+        for (const std::string& u : used) joined += (joined.empty() ? "" : ",") + u;
+        auto f = uses.in_flight.find(r.path);
+        rows.push_back({r.name, std::to_string(f == uses.in_flight.end() ? 0 : f->second),
+                        masters.empty() ? "-" : masters, joined.empty() ? "-" : joined});
+    }
+    print_table(rows);
+    return 0;
+}
+
+int prune(const StatusClient& client, const Options& o) {
+    Document doc = client.get();
+    const std::string link = release_link_of(doc);
+    ReleaseUses uses = uses_of(doc, link);
+    if (uses.current.empty()) throw Failure(link + " names no release directory; nothing was deleted");
+    const std::string parent = parent_of(uses.current);
+    PrunePlan plan = plan_prune(releases_beside(uses.current), *o.keep, uses);
+    auto refused = plan.refused;
+    for (const ReleaseDirectory& r : plan.removable) {
+        // What is in use is read again just before each deletion: a request
+        // may have been pinned, or a flip made, since the plan.
+        std::vector<std::string> why = reasons_in_use(uses_of(client.get(), link), r.path);
+        if (!why.empty()) {
+            refused.emplace_back(r, why.front());
+            continue;
+        }
+        std::string error;
+        if (!remove_tree(parent, r.name, &error)) {
+            refused.emplace_back(r, "could not be deleted completely: " + error);
+            continue;
+        }
+        std::cout << "deleted " << r.path << "\n";
+    }
+    for (const auto& [r, why] : refused) std::cout << "kept " << r.path << ": " << why << "\n";
+    if (!refused.empty()) {
+        throw Failure(std::to_string(refused.size()) + " release" + (refused.size() == 1 ? "" : "s") +
+                      " beyond the " + std::to_string(*o.keep) + " newest kept (in use or not deletable)");
+    }
     return 0;
 }
 
@@ -319,6 +484,8 @@ int run(const Options& o) {
     if (o.command == "drain" || o.command == "undrain") return drain(client, o.command, o.operands[0]);
     if (o.command == "restart") return restart(client, o);
     if (o.command == "deploy") return deploy(client, o, o.operands[0]);
+    if (o.command == "releases") return releases(client);
+    if (o.command == "prune") return prune(client, o);
     return rollback(client, o);
 }
 

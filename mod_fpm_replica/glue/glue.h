@@ -148,6 +148,10 @@ bool status_handler_set_by_server_config(request_rec* r);
 // marked as refusing for a while.
 void finish_attempt(RequestState* st, request_rec* r, bool failed);
 
+// Takes r (the status handler's request) out of its release's requests in
+// flight (glue_request_figures.cc).
+void stop_counting_in_release(request_rec* r);
+
 // This child's row of in-flight counts (glue_child_counts.cc), -1 without one.
 int child_row();
 // The httpd parent at a restart: gives back the rows of children that are no

@@ -61,6 +61,14 @@ int count_answer(request_rec* r) {
 
 }  // namespace
 
+void stop_counting_in_release(request_rec* r) {
+    for (request_rec* first = r; first; first = first->main ? first->main : first->prev) {
+        RequestState* st = request_state(first, false);
+        if (!st || st->release_ticket.entry < 0) continue;
+        apr_pool_cleanup_run(first->pool, st, end_pinned_request);
+    }
+}
+
 void register_request_figure_hooks(apr_pool_t*) {
     // APR_HOOK_FIRST: after pin_request (REALLY_FIRST) has pinned it.
     ap_hook_post_read_request(count_pinned_request, nullptr, nullptr, APR_HOOK_FIRST);

@@ -247,6 +247,8 @@ bool wants_prometheus(const request_rec* r) {
 int status_handler(request_rec* r) {
     if (!r->handler || std::strcmp(r->handler, kHandlerName) != 0) return DECLINED;
     try {
+        // Not a request of the release: the figures it reports leave it out.
+        stop_counting_in_release(r);
         VhostReplicas* set = replicas_for(r->server);
         SharedState shared = shared_state();
         if (!set || !shared.valid()) {

@@ -1,0 +1,53 @@
+// What `fpm-replica releases` lists and `fpm-replica prune` may delete: the
+// release directories beside the current one, newest first, and what keeps
+// each in use (read from the status document and the symlinks).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "status_client.h"
+
+namespace fpmr::cli {
+
+// "r9" < "r10", "2026-11-23T0801" < "2026-11-24T0900": runs of digits
+// compare as numbers, so Capistrano's timestamps, Deployer's numbers and
+// r1..rN all sort the way they were made.
+bool natural_less(const std::string& a, const std::string& b);
+
+struct ReleaseDirectory {
+    std::string name;  // the entry in the releases directory
+    std::string path;  // its real path
+};
+// The directories (not symlinks to them) in the directory holding
+// `current_release` (a real path), newest first by natural_less of names.
+std::vector<ReleaseDirectory> releases_beside(const std::string& current_release);
+
+// Everything that keeps a release in use, by real path.
+struct ReleaseUses {
+    std::string current;                      // the release symlink names it
+    std::optional<std::string> previous_link;  // <symlink>.previous names it
+    std::optional<std::string> previous;       // the module's release before the last flip
+    std::optional<std::string> prepared;       // a deploy preparation starting or ready on it
+    std::map<std::string, int64_t> in_flight;  // pinned requests not finished
+    std::map<std::string, std::vector<std::string>> masters;  // replicas whose masters serve it
+};
+// Read from the status document and the symlink `link` beside it.
+ReleaseUses uses_of(const Document& doc, const std::string& link);
+// Why `release` is in use ("the symlink names it", "2 requests in flight",
+// ...); empty when nothing uses it.
+std::vector<std::string> reasons_in_use(const ReleaseUses& uses, const std::string& release);
+
+struct PrunePlan {
+    std::vector<ReleaseDirectory> kept;     // the `keep` newest
+    std::vector<ReleaseDirectory> removable;
+    std::vector<std::pair<ReleaseDirectory, std::string>> refused;  // with the reasons, joined
+};
+PrunePlan plan_prune(const std::vector<ReleaseDirectory>& newest_first, size_t keep,
+                     const ReleaseUses& uses);
+
+}  // namespace fpmr::cli
