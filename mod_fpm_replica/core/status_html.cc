@@ -39,10 +39,9 @@ dl.summary dd { margin: 0; font-family: ui-monospace, monospace; overflow-wrap: 
 table { border-collapse: collapse; width: 100%; }
 th, td { border-bottom: 1px solid var(--line); padding: .35em .5em; text-align: left; vertical-align: top; }
 th { font-weight: 600; white-space: nowrap; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; }
-td.path { font-family: ui-monospace, monospace; overflow-wrap: anywhere; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.path { font-family: ui-monospace, monospace; overflow-wrap: break-word; }
 .name { font-weight: 600; }
-.socket { display: block; color: var(--idle); font-family: ui-monospace, monospace; font-size: .85em; }
 .badge { display: inline-block; padding: 0 .55em; border-radius: 1em; color: #fff; font-size: .85em;
          font-weight: 600; background: var(--idle); }
 .state-ready, .health-passing { background: var(--ok); }
@@ -158,8 +157,8 @@ std::string button(const char* action, const char* label, const std::string& esc
 void replica_row(std::string& out, const ReplicaStatus& r, int64_t in_flight_scale) {
     const std::string name = html_escape(r.name);
     out += "<tr data-replica=\"" + name + "\">";
-    out += "<td><span class=\"name\">" + name + "</span><span class=\"socket\">" +
-           html_escape(r.socket) + "</span></td>";
+    // The socket as the name's tooltip: long paths would crowd the table.
+    out += "<td class=\"name\" title=\"" + html_escape(r.socket) + "\">" + name + "</td>";
     out += "<td>" + badge("state", state_name(r.state)) + "</td>";
     out += "<td>" + badge("admin", r.admin_drained ? "drained" : "active") + "</td>";
     out += "<td>" + badge("health", health_name(r.health));

@@ -134,6 +134,7 @@ TEST_CASE("hostile names, paths and nonces are escaped everywhere", "[status-htm
     CHECK(count(page, "<script") == 1);  // only the page's own
     CHECK_FALSE(has(page, "<img"));
     CHECK_FALSE(has(page, "<b>"));
+    CHECK(has(page, "title=\"unix:/run/&lt;b&gt;.sock\""));
     CHECK_FALSE(has(page, "</td></tr></table><script>"));
     CHECK(has(page, "<title>fpm-replica: &lt;script&gt;alert(&#39;v&#39;)&lt;/script&gt;</title>"));
     CHECK(has(page, "data-control-nonce=\"&quot; onmouseover=&quot;x\""));
