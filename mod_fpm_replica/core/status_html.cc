@@ -69,11 +69,16 @@ constexpr const char* kScript = R"js(
   var controlNonce = document.body.dataset.controlNonce;
   var message = document.getElementById('message');
   var busy = false;
-  var carried = sessionStorage.getItem('fpm-replica-message');
-  if (carried !== null) {
-    sessionStorage.removeItem('fpm-replica-message');
-    message.textContent = carried;
-  }
+  // The last answer, carried over the reload that shows its effect. Storage
+  // may be refused (blocked site data): the page then works without it.
+  var carriedKey = 'fpm-replica-message';
+  try {
+    var carried = sessionStorage.getItem(carriedKey);
+    if (carried !== null) {
+      sessionStorage.removeItem(carriedKey);
+      message.textContent = carried;
+    }
+  } catch (ignored) {}
   setInterval(function () { if (!busy) location.reload(); }, refreshMilliseconds);
   var buttons = document.querySelectorAll('button[data-action]');
   function setEnabled(enabled) {
@@ -88,6 +93,13 @@ constexpr const char* kScript = R"js(
       var action = button.dataset.action;
       var replica = button.dataset.replica;
       var what = action + ' ' + replica;
+      // Draining the last active replica leaves the vhost nothing to serve
+      // with: ask first (the CLI does what it is told; a click can slip).
+      var active = document.querySelectorAll('button[data-action="drain"][data-idle="false"]').length;
+      if (action === 'drain' && active <= 1 &&
+          !confirm('Drain ' + replica + ', the last active replica? Its PHP requests then get 503.')) {
+        return;
+      }
       busy = true;
       setEnabled(false);
       report(what + ': sent', false);
@@ -103,7 +115,7 @@ constexpr const char* kScript = R"js(
           var text = what + ': ' + response.status + ' ' +
                      (answer.error ? answer.error : (response.ok ? 'done' : response.statusText));
           if (response.ok) {
-            sessionStorage.setItem('fpm-replica-message', text);
+            try { sessionStorage.setItem(carriedKey, text); } catch (ignored) {}
             location.reload();
           } else {
             report(text, true);

@@ -126,6 +126,14 @@ def test_buttons_drain_and_undrain_from_a_real_browser(app_root, httpd, browser)
     if screenshot:
         take_screenshot(httpd, browser, screenshot)
 
+    # Draining b too would leave nothing to serve: the page asks first, and
+    # a dismissed question sends nothing.
+    browser.click_when_ready('button[data-action="drain"][data-replica="b"]:not([disabled])')
+    question = harness.wait_for(browser.alert_text, 10, interval=0.1, what="the page's question")
+    assert "last active replica" in question
+    browser.dismiss_alert()
+    assert admin_of(httpd, "b") == "active"
+
     browser.click_when_ready('button[data-action="undrain"][data-replica="a"]:not([disabled])')
     harness.wait_for(lambda: admin_of(httpd, "a") == "active", 10, interval=0.1,
                      what="replica a undrained by the page's button")

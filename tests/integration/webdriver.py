@@ -156,6 +156,18 @@ class Browser:
                 raise
         harness.wait_for(attempt, timeout, interval=0.1, what=f"a click on {css}")
 
+    def alert_text(self):
+        """The text of the open alert or confirm dialog, or None."""
+        try:
+            return self._call("GET", "/alert/text")
+        except WebDriverError as e:
+            if e.error == "no such alert":
+                return None
+            raise
+
+    def dismiss_alert(self):
+        self._call("POST", "/alert/dismiss", {})
+
     def console_log(self):
         """The browser's console entries since the last call (chromedriver's
         log endpoint): CSP violations are reported there."""

@@ -71,7 +71,7 @@ TEST_CASE("the page shows the vhost, its releases and every replica with its but
     CHECK(has(page, "<tr data-replica=\"a\">"));
     CHECK(has(page, "<tr data-replica=\"b\">"));
     for (const char* action : {"drain", "undrain", "restart"}) {
-        CHECK(count(page, std::string("data-action=\"") + action + "\"") == 2);
+        CHECK(count(page, std::string("<button type=\"button\" data-action=\"") + action + "\"") == 2);
         CHECK(has(page, std::string("data-action=\"") + action + "\" data-replica=\"a\""));
         CHECK(has(page, std::string("data-action=\"") + action + "\" data-replica=\"b\""));
     }
