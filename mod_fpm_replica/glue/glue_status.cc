@@ -1,4 +1,5 @@
-// SetHandler fpm-replica-status: GET answers the status document, POST
+// SetHandler fpm-replica-status: GET answers the status document (JSON,
+// Prometheus text, or the HTML page for a browser), POST
 // action=drain|undrain|restart&replica=NAME changes a replica's state when the
 // request carries the nonce (so a cross-site form cannot drive it).
 #include <cstring>
@@ -10,6 +11,8 @@
 #include "control_checks.h"
 #include "form_body.h"
 #include "glue.h"
+#include "status_format.h"
+#include "status_html.h"
 #include "status_model.h"
 #include "status_render.h"
 
@@ -227,21 +230,49 @@ int handle_post(request_rec* r, VhostReplicas& set, SharedState shared) {
     return send_json(r, HTTP_OK, render_status_json(collect(r->server, set, shared)));
 }
 
-// GET ?format=prometheus
-bool wants_prometheus(const request_rec* r) {
-    if (!r->args) return false;
-    std::string args = r->args;
-    size_t at = 0;
-    while (at <= args.size()) {
-        size_t amp = args.find('&', at);
-        if (args.compare(at, amp == std::string::npos ? std::string::npos : amp - at,
-                         "format=prometheus") == 0) {
-            return true;
-        }
-        if (amp == std::string::npos) break;
-        at = amp + 1;
+// A fresh nonce for the HTML page's Content-Security-Policy: 16 random
+// bytes as hex, new for every response, so a script injected into the page
+// cannot guess the one its <script> would need. Empty when no random bytes
+// could be read.
+std::string csp_nonce(request_rec* r) {
+    unsigned char bytes[16];
+    if (apr_generate_random_bytes(bytes, sizeof bytes) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00190)
+                      "status page not served: cannot read random bytes for its "
+                      "Content-Security-Policy nonce");
+        return {};
     }
-    return false;
+    static const char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (unsigned char b : bytes) {
+        hex += kHex[b >> 4];
+        hex += kHex[b & 0xf];
+    }
+    return hex;
+}
+
+// The page for people (status_html.h). Its policy allows only the page's own
+// nonce'd <style> and <script> and fetches to this origin, so whatever a
+// replica name or release path might smuggle into it cannot run, load
+// anything, post a form elsewhere or frame the page.
+int send_html(request_rec* r, VhostReplicas& set, SharedState shared) {
+    std::string nonce = csp_nonce(r);
+    if (nonce.empty()) return send_error(r, HTTP_INTERNAL_SERVER_ERROR, "no random bytes for the page");
+    r->status = HTTP_OK;
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    apr_table_setn(r->headers_out, "Content-Security-Policy",
+                   apr_pstrcat(r->pool, "default-src 'none'; script-src 'nonce-", nonce.c_str(),
+                               "'; style-src 'nonce-", nonce.c_str(),
+                               "'; connect-src 'self'; img-src 'none'; base-uri 'none'; "
+                               "form-action 'none'; frame-ancestors 'none'",
+                               nullptr));
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "Referrer-Policy", "same-origin");
+    if (r->header_only) return OK;
+    std::string page = render_status_html(collect(r->server, set, shared), nonce);
+    ap_rwrite(page.data(), static_cast<int>(page.size()), r);
+    return OK;
 }
 
 int status_handler(request_rec* r) {
@@ -256,7 +287,14 @@ int status_handler(request_rec* r) {
         }
         r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
         if (r->method_number == M_GET) {
-            if (wants_prometheus(r)) {
+            // Which representation depends on Accept: caches must keep them apart.
+            apr_table_mergen(r->headers_out, "Vary", "Accept");
+            const char* accept = apr_table_get(r->headers_in, "Accept");
+            StatusFormat format = choose_status_format(
+                r->args ? std::optional<std::string_view>(r->args) : std::nullopt,
+                accept ? std::optional<std::string_view>(accept) : std::nullopt);
+            if (format == StatusFormat::Html) return send_html(r, *set, shared);
+            if (format == StatusFormat::Prometheus) {
                 r->status = HTTP_OK;
                 ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
                 apr_table_setn(r->headers_out, "Cache-Control", "no-store");
