@@ -41,6 +41,10 @@ INSTALLED_FILES = {
     "/usr/share/doc/libapache2-mod-fpm-replica/examples/fpm-replica-realpath.conf": 0o644,
     "/usr/share/doc/libapache2-mod-fpm-replica/examples/fpm-replica-namespace.conf": 0o644,
     "/usr/share/doc/libapache2-mod-fpm-replica/examples/php-fpm-replica.conf": 0o644,
+    # The monitoring examples (docs/monitoring.md), uncompressed (compat 13).
+    "/usr/share/doc/libapache2-mod-fpm-replica/examples/fpm-replica-dashboard.json": 0o644,
+    "/usr/share/doc/libapache2-mod-fpm-replica/examples/fpm-replica-alerts.yml": 0o644,
+    "/usr/share/doc/libapache2-mod-fpm-replica/examples/fpm-replica-alerts.test.yml": 0o644,
     "/usr/share/doc/libapache2-mod-fpm-replica/copyright": 0o644,
     # Where the installed README's links find them.
     "/usr/share/doc/libapache2-mod-fpm-replica/docs/operations.md": 0o644,
