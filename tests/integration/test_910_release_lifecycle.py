@@ -95,7 +95,7 @@ def test_prune_refuses_a_release_a_slow_request_still_runs_on(httpd):
     assert r.returncode == 2 and "--keep" in r.stderr
 
 
-def test_prune_waits_for_a_draining_master_in_namespace_mode(httpd, setup):
+def test_prune_waits_for_a_draining_master_in_namespace_mode(httpd, setup):  # noqa: F811
     """Namespace mode: after two flips, r1's draining master (with a slow
     request on it) and the rollback target r2 are kept; r1 goes once its
     master has stopped."""
