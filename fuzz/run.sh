@@ -28,7 +28,7 @@ while (($#)); do
         *) targets+=("$1"); shift ;;
     esac
 done
-((${#targets[@]})) || targets=(config_parse helper_rules form_body status_page supervisor_plan fcgi_reply fcgi_ping_client warmup)
+((${#targets[@]})) || targets=(config_parse helper_rules form_body pool_status status_page supervisor_plan fcgi_reply fcgi_ping_client warmup)
 
 cmake -S "$here" -B "$build_dir" -DCMAKE_CXX_COMPILER=clang++ \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

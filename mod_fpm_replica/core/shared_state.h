@@ -36,6 +36,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pool_status.h"
 #include "request_figures.h"
 
 namespace fpmr {
@@ -107,6 +108,8 @@ struct ReplicaSlot {
     std::atomic<uint32_t> restart_requested;  // bumped by the status handler's restart action
     // How long its answers took, per release (request_figures.h).
     MemberReleaseDurations durations[kMemberReleaseEntries];
+    // Its master's php-fpm pool figures as the last scrape read them.
+    PoolStatusCache pool_status;
 };
 
 // The same member in the trusted block. Bound to a replica by its key

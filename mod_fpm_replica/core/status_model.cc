@@ -100,6 +100,13 @@ ReplicaStatus read_replica(const StatusSources& sources, const SharedState& shar
         r.pid = pid > 0 ? std::optional<int32_t>(pid) : std::nullopt;
     }
     if (shown < 0) r.socket = spec.socket.text();
+    if (sources.pool_status && shown >= 0) {
+        for (const ReplicaMember& m : *sources.members) {
+            if (m.slot != shown || !m.status) continue;
+            std::optional<PoolStatus> pool = sources.pool_status(m.slot, *m.status);
+            r.pool = ReplicaStatus::Pool{pool.has_value(), pool.value_or(PoolStatus{})};
+        }
+    }
     return r;
 }
 

@@ -30,6 +30,9 @@ struct StatusSources {
     // The pid listening on a socket, for a member whose master the
     // supervisor did not record (started by someone else); 0 when unknown.
     std::function<int32_t(const SocketSpec&)> listener_pid;
+    // When set (the Prometheus output): the pool figures of member slot
+    // `slot` from its status socket (cached; nullopt: no answer).
+    std::function<std::optional<PoolStatus>(int slot, const SocketSpec& status_socket)> pool_status;
 };
 
 // Which member a replica shows: the one that serves (ready), else the one

@@ -132,6 +132,49 @@ void render_histogram(std::string& out, const std::string& name, const std::stri
     out += name + "_count" + labels + "} " + std::to_string(cumulative) + "\n";
 }
 
+// php-fpm's pool figures per replica, named and meant as php-fpm_exporter's.
+template <class Labels>
+void render_pool_figures(std::string& out, const VhostStatus& status, const Labels& labels) {
+    family(out, "fpm_replica_pool_up", "gauge",
+           "1 when the replica's php-fpm status page answered the last scrape in time, else 0.");
+    for (const auto& r : status.replicas) {
+        if (r.pool) out += "fpm_replica_pool_up" + labels(r) + "} " + (r.pool->up ? "1" : "0") + "\n";
+    }
+    struct Figure {
+        PoolFigure figure;
+        const char* name;
+        const char* type;
+        const char* help;
+    };
+    const Figure figures[] = {
+        {PoolFigure::AcceptedConnections, "fpm_replica_pool_accepted_connections_total", "counter",
+         "Connections the replica's php-fpm pool accepted (accepted conn)."},
+        {PoolFigure::ListenQueue, "fpm_replica_pool_listen_queue", "gauge",
+         "Connections waiting for a free worker (listen queue)."},
+        {PoolFigure::MaxListenQueue, "fpm_replica_pool_max_listen_queue", "gauge",
+         "Most connections ever waiting since the master started (max listen queue)."},
+        {PoolFigure::ListenQueueLength, "fpm_replica_pool_listen_queue_length", "gauge",
+         "Size of the socket's queue of waiting connections (listen queue len)."},
+        {PoolFigure::IdleProcesses, "fpm_replica_pool_idle_processes", "gauge", "Idle workers (idle processes)."},
+        {PoolFigure::ActiveProcesses, "fpm_replica_pool_active_processes", "gauge",
+         "Workers serving a request (active processes)."},
+        {PoolFigure::TotalProcesses, "fpm_replica_pool_total_processes", "gauge", "Workers (total processes)."},
+        {PoolFigure::MaxActiveProcesses, "fpm_replica_pool_max_active_processes", "gauge",
+         "Most workers ever active since the master started (max active processes)."},
+        {PoolFigure::MaxChildrenReached, "fpm_replica_pool_max_children_reached_total", "counter",
+         "Times the pool wanted another worker past pm.max_children (max children reached)."},
+        {PoolFigure::SlowRequests, "fpm_replica_pool_slow_requests_total", "counter",
+         "Requests that ran past request_slowlog_timeout (slow requests)."},
+    };
+    for (const auto& f : figures) {
+        family(out, f.name, f.type, f.help);
+        for (const auto& r : status.replicas) {
+            if (!r.pool || !r.pool->up) continue;
+            out += std::string(f.name) + labels(r) + "} " + std::to_string(r.pool->figures[f.figure]) + "\n";
+        }
+    }
+}
+
 void render_release_figures(std::string& out, const VhostStatus& status, const std::string& vhost) {
     struct Figure {
         const char* name;
@@ -230,6 +273,7 @@ std::string render_status_prometheus(const VhostStatus& status) {
             out += std::string(f.name) + labels(r) + "} " + value + "\n";
         }
     }
+    render_pool_figures(out, status, labels);
     render_release_figures(out, status, vhost);
     family(out, "fpm_replica_request_duration_seconds", "histogram",
            "Duration of PHP requests answered by the replica, per release they were pinned to.");

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "pool_status.h"
 #include "shared_state.h"
 
 namespace fpmr {
@@ -37,6 +38,14 @@ struct ReplicaStatus {
         DurationsView figures;
     };
     std::vector<Durations> durations;
+    // php-fpm's pool figures of its shown member (Prometheus only): null
+    // without a status= socket; `up` false when the status page did not
+    // answer in time.
+    struct Pool {
+        bool up = false;
+        PoolStatus figures;
+    };
+    std::optional<Pool> pool;
 };
 
 // A release the vhost's symlink named recently, or one a master serves.

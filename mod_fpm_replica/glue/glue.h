@@ -71,6 +71,9 @@ struct ServerConfig {
     const HealthCheckSpec* health;
     // FpmReplicaProbe: the URL path of the probe lane; null without it.
     const char* probe_path;
+    // FpmReplicaPoolStatus: php-fpm's pm.status_path on the status= sockets
+    // (null: the default, /fpm-status; "": off).
+    const char* pool_status_path;
     // FpmReplicaWarmup; null without it (warm-up on with the defaults:
     // warmup_of). Pool-owned copy.
     const WarmupSpec* warmup;
@@ -147,6 +150,11 @@ bool status_handler_set_by_server_config(request_rec* r);
 // Ends the attempt in progress: in_flight--, and on failure the replica is
 // marked as refusing for a while.
 void finish_attempt(RequestState* st, request_rec* r, bool failed);
+
+// The php-fpm pool figures of member slot `slot`, from its status socket
+// at the vhost's FpmReplicaPoolStatus path, at most a second old
+// (glue_pool_status.cc); nullopt when it did not answer or the path is off.
+std::optional<PoolStatus> pool_status_of(server_rec* s, int slot, const SocketSpec& status_socket);
 
 // Takes r (the status handler's request) out of its release's requests in
 // flight (glue_request_figures.cc).

@@ -310,6 +310,25 @@ const command_rec kProbeDirective = directive(
     "FpmReplicaProbe URL-PATH: requests for this path go to a ready replica's "
     "probe= pool (or are answered from its status socket's ping)");
 
+const char* set_pool_status(cmd_parms* cmd, void*, const char* arg) {
+    if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
+    if (std::strcmp(arg, "off") == 0) {
+        server_config(cmd->server)->pool_status_path = "";
+        return nullptr;
+    }
+    if (arg[0] != '/' || std::strpbrk(arg, " \t?#")) {
+        return fail(cmd, std::string("'") + arg + "' must be php-fpm's pm.status_path (a URL path such as "
+                         "/fpm-status) or off");
+    }
+    server_config(cmd->server)->pool_status_path = apr_pstrdup(cmd->pool, arg);
+    return nullptr;
+}
+
+const command_rec kPoolStatusDirective = directive(
+    "FpmReplicaPoolStatus", set_pool_status, TAKE1,
+    "FpmReplicaPoolStatus URL-PATH|off: php-fpm's pm.status_path on the replicas' "
+    "status= sockets, read for the Prometheus output (default /fpm-status)");
+
 const char* set_drain_timeout(cmd_parms* cmd, void*, const char* arg) {
     if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
     std::string error;
@@ -358,7 +377,7 @@ int VhostReplicas::member_of(int replica, bool alternate) const {
 const command_rec directives[] = {
     kReplicaDirective, kReleaseDirective, kResolveIntervalDirective, kStablePathDirective,
     kSpawnDirective, kHelperDirective, kDrainTimeoutDirective, kHealthCheckDirective,
-    kProbeDirective, kWarmupDirective, {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
+    kProbeDirective, kWarmupDirective, kPoolStatusDirective, {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
 };
 
 }  // namespace fpmr::glue

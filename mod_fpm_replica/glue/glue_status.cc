@@ -26,7 +26,8 @@ constexpr apr_size_t kMaxFormBytes = 4096;
 
 // The document's data, read by the core (status_model.h) from this vhost's
 // configuration and the shared blocks.
-VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared) {
+VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared,
+                    bool with_pool_status = false) {
     StatusSources sources;
     sources.vhost = set.vhost_label;
     sources.replicas = &set.replicas;
@@ -36,6 +37,9 @@ VhostStatus collect(server_rec* s, const VhostReplicas& set, SharedState shared)
     sources.namespace_mode = server_config(set.defined_in)->stable_path != nullptr;
     sources.routes_by_release = routes_by_release(&set);
     sources.listener_pid = listener_pid;
+    if (with_pool_status) {
+        sources.pool_status = [s](int slot, const SocketSpec& socket) { return pool_status_of(s, slot, socket); };
+    }
     return read_vhost_status(sources, shared, now_us());
 }
 
@@ -299,7 +303,7 @@ int status_handler(request_rec* r) {
                 ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
                 apr_table_setn(r->headers_out, "Cache-Control", "no-store");
                 if (r->header_only) return OK;
-                std::string text = render_status_prometheus(collect(r->server, *set, shared));
+                std::string text = render_status_prometheus(collect(r->server, *set, shared, true));
                 ap_rwrite(text.data(), static_cast<int>(text.size()), r);
                 return OK;
             }

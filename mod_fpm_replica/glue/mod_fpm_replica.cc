@@ -26,6 +26,7 @@ void* merge_server_config(apr_pool_t* p, void* base_v, void* add_v) {
     merged->drain_timeout_set = add->drain_timeout_set || base->drain_timeout_set;
     merged->health = add->health ? add->health : base->health;
     merged->probe_path = add->probe_path ? add->probe_path : base->probe_path;
+    merged->pool_status_path = add->pool_status_path ? add->pool_status_path : base->pool_status_path;
     merged->warmup = add->warmup ? add->warmup : base->warmup;
     merged->drain_timeout_us =
         add->drain_timeout_set ? add->drain_timeout_us : base->drain_timeout_us;

@@ -1,8 +1,10 @@
 """The status handler: the SPEC's JSON document, and drain/undrain through a
 POST that must carry the nonce."""
 
+import os
 import re
 import threading
+import time
 
 import harness
 from test_200_steering import replica_of, start_two, wait_in_flight
@@ -113,3 +115,65 @@ def test_prometheus_format_passes_promtool(httpd):
     check = subprocess.run([promtool, "check", "metrics"], input=r.text, capture_output=True,
                            text=True, timeout=30)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_prometheus_has_pool_release_and_duration_figures(httpd):
+    """php-fpm's own pool figures read from each status= socket at scrape
+    time (no exporter), the per-release answers and the duration histogram,
+    all clean for promtool."""
+    import re
+    import shutil
+    import subprocess
+    from releases import flip, make_release
+    from vhosts import pinned_vhost
+    app = os.path.join(httpd.root, "app")
+    public = os.path.join(make_release(app, "r1"), "public")
+    with open(os.path.join(public, "fail.php"), "w") as f:
+        f.write("<?php http_response_code(500); echo 'failed';\n")
+    flip(app, "releases/r1")
+    httpd.write_config(pinned_vhost(httpd, app, status=True))
+    httpd.start_fpm("a")
+    httpd.start_fpm("b")
+    httpd.start()
+    for _ in range(5):
+        assert httpd.get("/version.php").status == 200
+    assert httpd.get("/fail.php").status == 500
+    r = httpd.get("/fpm-replica-status?format=prometheus")
+    assert r.status == 200
+    text = r.text
+    vhost = f'vhost="app.test:{httpd.port}"'
+    release = os.path.realpath(os.path.join(app, "current"))
+
+    def value(series):
+        m = re.search("^" + re.escape(series) + r" (\S+)$", text, re.M)
+        assert m, f"{series} missing from:\n{text}"
+        return float(m.group(1))
+    for name in ("a", "b"):
+        labels = f'{{{vhost},replica="{name}"}}'
+        assert value("fpm_replica_pool_up" + labels) == 1
+        assert value("fpm_replica_pool_total_processes" + labels) >= 1
+        assert value("fpm_replica_pool_listen_queue" + labels) == 0
+        assert value("fpm_replica_pool_accepted_connections_total" + labels) >= 1
+    rel = f'{{{vhost},release="{release}"}}'
+    assert value("fpm_replica_release_requests_total" + rel) == 6
+    assert value("fpm_replica_release_server_errors_total" + rel) == 1
+    assert value("fpm_replica_release_in_flight" + rel) == 0
+    counts = sum(value(f'fpm_replica_request_duration_seconds_count{{{vhost},replica="{n}",release="{release}"}}')
+                 for n in ("a", "b"))
+    assert counts == 6
+    inf = sum(value(f'fpm_replica_request_duration_seconds_bucket{{{vhost},replica="{n}",release="{release}",'
+                    f'le="+Inf"}}') for n in ("a", "b"))
+    assert inf == 6
+    promtool = shutil.which("promtool")
+    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # A pool whose master is gone shows as down once the cached figures
+    # (a second) are out of date, and the scrape is not held up by it.
+    httpd.fpms[-1].stop()
+    time.sleep(1.2)
+    started = time.monotonic()
+    text = httpd.get("/fpm-replica-status?format=prometheus").text
+    assert time.monotonic() - started < 2
+    assert value(f'fpm_replica_pool_up{{{vhost},replica="b"}}') == 0
+    assert value(f'fpm_replica_pool_up{{{vhost},replica="a"}}') == 1
+    assert f'fpm_replica_pool_idle_processes{{{vhost},replica="b"}}' not in text
