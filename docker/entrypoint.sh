@@ -6,6 +6,6 @@
 set -e
 . /etc/apache2/envvars
 # What systemd-tmpfiles would create on a host (the package's tmpfiles.d).
-mkdir -p "$APACHE_RUN_DIR" "$APACHE_LOCK_DIR" "$APACHE_LOG_DIR" /run/fpm-replica /var/log/fpm-replica
+mkdir -p "$APACHE_RUN_DIR" "$APACHE_LOCK_DIR" "$APACHE_LOG_DIR" /run/fpm-replica
 rm -f "$APACHE_PID_FILE"
 exec /usr/sbin/apache2 -D FOREGROUND "$@"

@@ -18,9 +18,7 @@ a2enmod -q fpm_replica
 php_fpm="$(ls /usr/sbin/php-fpm* | sort -V | tail -n 1)"
 examples=/usr/share/doc/libapache2-mod-fpm-replica/examples
 install -d -m 0755 /etc/fpm-replica /srv/app/releases
-zcat -f "$examples/php-fpm-replica.conf"* \
-    | sed -e 's#/var/log/fpm-replica/app-#/var/log/fpm-replica/demo-#' \
-    > /etc/fpm-replica/demo.conf
+zcat -f "$examples/php-fpm-replica.conf"* > /etc/fpm-replica/demo.conf
 chmod 0644 /etc/fpm-replica/demo.conf
 sed -e "s#@PHP_FPM@#$php_fpm#" "$here/fpm-replica-demo.conf" \
     > /etc/apache2/sites-available/fpm-replica-demo.conf

@@ -2,6 +2,7 @@
 and port moved into the test's server root."""
 
 import os
+import re
 
 import pytest
 
@@ -17,7 +18,6 @@ def relocate(text, httpd, app):
     for old, new in (("/srv/app", app),
                      ("/srv/live/app", f"{root}/live/app"),
                      ("/run/fpm-replica", f"{root}/run"),
-                     ("/var/log/fpm-replica", f"{root}/logs"),
                      ("/etc/fpm-replica", f"{root}/conf"),
                      ("/usr/sbin/php-fpm8.2", harness.php_fpm_binary()),
                      ("/usr/libexec/fpm-replica-helper", harness.HELPER),
@@ -56,3 +56,8 @@ def test_sample_configuration_serves_and_deploys(httpd, sample):
     harness.wait_for(lambda: "release=r2 inc=r2" in httpd.get("/version.php").text, 30,
                      what="the new release served")
     assert httpd.status()["release"] == r2
+    # The masters log to httpd's error log (root:adm 0640 on Debian), not to
+    # files of their own that php-fpm would create 0600.
+    log = httpd.read_log()
+    pids = {r["pid"] for r in httpd.status()["replicas"]}
+    assert any(re.search(rf"NOTICE: fpm is running, pid {pid}\b", log) for pid in pids), log[-2000:]
