@@ -60,6 +60,8 @@ constexpr const char* kHelp =
     "  --host NAME          Host header to send: the vhost's ServerName, when the status\n"
     "                       URL's address is shared by several vhosts\n"
     "  --timeout SECONDS    seconds to wait for the server and for a restart (default 60)\n\n"
+    "environment:\n"
+    "  FPM_REPLICA_URL, FPM_REPLICA_HOST   defaults of --url and --host\n\n"
     "Exit codes: 0 done, 1 failed (what was left as it was is said), 2 usage.\n";
 
 struct Options {
@@ -87,6 +89,10 @@ std::string seconds_text(double s) {
 
 Options parse_arguments(int argc, char** argv) {
     Options o;
+    // The site named once per shell (export FPM_REPLICA_HOST=app.example.org)
+    // instead of on every command; the options still win.
+    if (const char* url = std::getenv("FPM_REPLICA_URL"); url && *url) o.url = url;
+    if (const char* host = std::getenv("FPM_REPLICA_HOST"); host && *host) o.host = host;
     int i = 1;
     auto value_of = [&](const std::string& arg, const std::string& name) -> std::optional<std::string> {
         if (arg == name) {

@@ -100,7 +100,7 @@ Document StatusClient::request(const std::string* body, const std::string& nonce
         if (status == 404) {
             // Name-based vhosts: the address's default site answered, not the one meant.
             throw Failure(url_ + " answered 404: " + why + "; is that the site you mean? Name it with --host "
-                          "<its ServerName>, or give its status URL with --url", status);
+                          "<its ServerName> (or FPM_REPLICA_HOST), or give its status URL with --url", status);
         }
         throw Failure(url_ + " answered " + std::to_string(status) + ": " + why, status);
     }

@@ -55,6 +55,14 @@ def test_host_selects_a_name_based_vhost(httpd):
     assert r.returncode == 1 and "answered 404" in r.stderr and "--host" in r.stderr, r.stdout + r.stderr
     r = cli(httpd, "--host", "app.test", "status")
     assert r.returncode == 0 and r.stdout.startswith(f"vhost app.test:{httpd.port}"), r.stderr
+    # Named once for the shell instead: FPM_REPLICA_HOST (an option still wins).
+    env = dict(os.environ, FPM_REPLICA_HOST="app.test")
+    r = subprocess.run([CLI, "--url", httpd.url("/fpm-replica-status"), "status"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith(f"vhost app.test:{httpd.port}"), r.stderr
+    r = subprocess.run([CLI, "--url", httpd.url("/fpm-replica-status"), "--host", "default.test", "status"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "FPM_REPLICA_HOST" in r.stderr, r.stdout + r.stderr
     r = cli(httpd, "--host", "app.test", "drain", "a")
     assert r.returncode == 0, r.stdout + r.stderr
     assert httpd.status(headers={"Host": "app.test"})["replicas"][0]["state"] == "draining"
