@@ -15,10 +15,13 @@ root="${1:-/var/cache/mod-fpm-replica/bookworm}"
 # (libcurl4 comes with libcurl4-openssl-dev, apache2-bin with apache2).
 PACKAGES="build-essential debhelper dpkg-dev fakeroot apache2-dev libcap-dev libcurl4-openssl-dev
           nlohmann-json3-dev cmake g++ catch2 apache2 php-fpm curl libcap2"
+# What docs/operations.md's install line installs, as an operator runs it:
+# with the packages they recommend (the guide's test follows it literally).
+OPERATOR_PACKAGES="apache2 php-fpm curl"
 marker="$root/.fpmr-clean-root"
 
 PACKAGES="$(echo $PACKAGES)"   # one line, for the marker
-if [ -f "$marker" ] && [ "$(cat "$marker")" = "$PACKAGES" ]; then
+if [ -f "$marker" ] && [ "$(cat "$marker")" = "$PACKAGES; $OPERATOR_PACKAGES" ]; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
@@ -61,10 +64,11 @@ rm -f "$root/etc/apt/apt.conf.d/docker-clean"
 unshare --mount --propagation private sh -c "
     mount --rbind /dev '$root/dev' && mount -t proc proc '$root/proc' &&
     exec chroot '$root' sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends --download-only $PACKAGES'" \
+        apt-get install -y -q --no-install-recommends --download-only $PACKAGES &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --download-only $OPERATOR_PACKAGES'" \
     >>"$root.log" 2>&1 || {
     tail -n 20 "$root.log" >&2
     exit 1
 }
-echo "$PACKAGES" > "$marker"
+echo "$PACKAGES; $OPERATOR_PACKAGES" > "$marker"
 echo "clean-root: ready ($(du -sh "$root" | cut -f1))"

@@ -38,12 +38,15 @@ class OverlayRoot:
                 f"mount -t tmpfs -o mode=0755 tmpfs {m}/run; "
                 f"mkdir -m 1777 {m}/run/lock; ")
 
-    def _command(self, script, offline=False):
+    def _command(self, script, offline=False, loopback=False):
         # offline: a network namespace of its own too, with nothing but a
-        # loopback device that is down: apt there can use its cache only.
+        # loopback device (down unless `loopback`): apt there can use its
+        # cache only, and a server there can bind any port without meeting
+        # the host's.
+        lo_up = "ip link set lo up; " if loopback else ""
         return ["unshare", "--mount", "--propagation", "private"] + (["--net"] if offline else []) + [
                 "sh", "-c",
-                self._mount_script() + f'exec chroot {self.merged} /bin/sh -c "$1"',
+                self._mount_script() + lo_up + f'exec chroot {self.merged} /bin/sh -c "$1"',
                 "overlay-root", self._inside(script)]
 
     @staticmethod
@@ -57,7 +60,7 @@ class OverlayRoot:
         target = os.path.join(self.upper, path_inside.lstrip("/"))
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if os.path.isdir(host_path):
-            shutil.copytree(host_path, target, dirs_exist_ok=True)
+            shutil.copytree(host_path, target, symlinks=True, dirs_exist_ok=True)
         else:
             shutil.copy2(host_path, target)
 
@@ -96,16 +99,18 @@ class OverlayRoot:
         return subprocess.run(self._command(script, offline=True), capture_output=True,
                               text=True, timeout=timeout, env=env)
 
-    def start(self, script, env=None, stdout=None):
+    def start(self, script, env=None, stdout=None, own_network=False):
         """Starts a long-running script; its PID is the process the script
-        finally execs (unshare, sh and chroot all exec in turn)."""
-        return subprocess.Popen(self._command(script), stdout=stdout,
-                                stderr=subprocess.STDOUT, env=env)
+        finally execs (unshare, sh and chroot all exec in turn). With
+        `own_network`, in a network namespace of its own with only a
+        loopback device, as a host of its own."""
+        return subprocess.Popen(self._command(script, offline=own_network, loopback=own_network),
+                                stdout=stdout, stderr=subprocess.STDOUT, env=env)
 
     def run_beside(self, pid, script, timeout=120, env=None):
-        """Runs a script in the mount namespace of a process started with
-        start(), where the copy is already mounted."""
-        return subprocess.run(["nsenter", "-t", str(pid), "-m", "chroot", self.merged,
+        """Runs a script in the mount and network namespaces of a process
+        started with start(), where the copy is already mounted."""
+        return subprocess.run(["nsenter", "-t", str(pid), "-m", "-n", "chroot", self.merged,
                                "/bin/sh", "-c", self._inside(script)],
                               capture_output=True, text=True, timeout=timeout, env=env)
 
