@@ -241,7 +241,7 @@ int handle_post(request_rec* r, VhostReplicas& set, SharedState shared) {
 std::string csp_nonce(request_rec* r) {
     unsigned char bytes[16];
     if (apr_generate_random_bytes(bytes, sizeof bytes) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00190)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FPMRNO(00179)
                       "status page not served: cannot read random bytes for its "
                       "Content-Security-Policy nonce");
         return {};
