@@ -39,6 +39,8 @@ dl.summary dd { margin: 0; font-family: ui-monospace, monospace; overflow-wrap: 
 table { border-collapse: collapse; width: 100%; }
 th, td { border-bottom: 1px solid var(--line); padding: .35em .5em; text-align: left; vertical-align: top; }
 th { font-weight: 600; white-space: nowrap; }
+table#releases { width: auto; min-width: 50%; }
+th.number { text-align: right; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.path { font-family: ui-monospace, monospace; overflow-wrap: break-word; }
 .name { font-weight: 600; }
@@ -232,6 +234,20 @@ std::string render_status_html(const VhostStatus& status, std::string_view csp_n
            "</tr></thead>\n<tbody>\n";
     for (const auto& r : status.replicas) replica_row(out, r, in_flight_scale);
     out += "</tbody>\n</table>\n";
+    if (!status.releases.empty()) {
+        // What `fpm-replica releases` and `deploy --watch` read.
+        out += "<h2>Releases</h2>\n<table id=\"releases\">\n<thead><tr><th>release</th><th>in flight</th>"
+               "<th>PHP answers</th><th>5xx</th><th>masters</th></tr></thead>\n<tbody>\n";
+        for (const auto& use : status.releases) {
+            std::string masters;
+            for (const auto& name : use.replicas) masters += (masters.empty() ? "" : ", ") + html_escape(name);
+            out += "<tr><td class=\"path\">" + html_escape(use.release) + "</td>" +
+                   number_cell(static_cast<uint64_t>(use.in_flight < 0 ? 0 : use.in_flight)) +
+                   number_cell(use.requests) + number_cell(use.server_errors) + "<td>" +
+                   (masters.empty() ? std::string(kNone) : masters) + "</td></tr>\n";
+        }
+        out += "</tbody>\n</table>\n";
+    }
     out += "<footer>Refreshes every 5 s. The same document as JSON: <code>?format=json</code>; "
            "as Prometheus text: <code>?format=prometheus</code>.</footer>\n";
     out += "<script nonce=\"" + nonce + "\">" + kScript + "</script>\n</body>\n</html>\n";

@@ -144,3 +144,24 @@ TEST_CASE("hostile names, paths and nonces are escaped everywhere", "[status-htm
     CHECK(has(page, "it&#39;s &lt;broken&gt; &amp; &quot;bad&quot;"));
     CHECK(has(page, "/srv/&quot;&gt;&lt;img src=x&gt;"));
 }
+
+TEST_CASE("the releases table shows each release's figures, escaped", "[status-html]") {
+    VhostStatus v = two_replicas();
+    CHECK_FALSE(has(render_status_html(v, "n"), "<table id=\"releases\">"));  // none: no table
+    ReleaseUse current;
+    current.release = "/srv/app/releases/r2";
+    current.in_flight = 4;
+    current.requests = 120;
+    current.server_errors = 3;
+    current.replicas = {"a", "b"};
+    ReleaseUse hostile;
+    hostile.release = "/srv/</td><script>x</script>";
+    hostile.in_flight = -7;  // forged in the open block: shown as 0
+    v.releases = {current, hostile};
+    std::string page = render_status_html(v, "n");
+    CHECK(has(page, "<table id=\"releases\">"));
+    CHECK(has(page, "<td class=\"path\">/srv/app/releases/r2</td><td class=\"number\">4</td>"
+                    "<td class=\"number\">120</td><td class=\"number\">3</td><td>a, b</td>"));
+    CHECK(has(page, "/srv/&lt;/td&gt;&lt;script&gt;x&lt;/script&gt;</td><td class=\"number\">0</td>"));
+    CHECK(count(page, "<script") == 1);
+}
