@@ -296,9 +296,12 @@ const command_rec kWarmupDirective = directive(
     "FpmReplicaWarmup [timeout=10s] [script=PATH] | off: a new master "
     "compiles the working set of the one it replaces before it takes traffic");
 
+// A path as it stands in a request line: absolute, no query or fragment.
+bool is_plain_url_path(const char* arg) { return arg[0] == '/' && !std::strpbrk(arg, " \t?#"); }
+
 const char* set_probe(cmd_parms* cmd, void*, const char* arg) {
     if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
-    if (arg[0] != '/' || std::strpbrk(arg, " \t?#")) {
+    if (!is_plain_url_path(arg)) {
         return fail(cmd, std::string("'") + arg + "' must be a URL path such as /healthz.php");
     }
     server_config(cmd->server)->probe_path = apr_pstrdup(cmd->pool, arg);
@@ -316,7 +319,7 @@ const char* set_pool_status(cmd_parms* cmd, void*, const char* arg) {
         server_config(cmd->server)->pool_status_path = "";
         return nullptr;
     }
-    if (arg[0] != '/' || std::strpbrk(arg, " \t?#")) {
+    if (!is_plain_url_path(arg)) {
         return fail(cmd, std::string("'") + arg + "' must be php-fpm's pm.status_path (a URL path such as "
                          "/fpm-status) or off");
     }

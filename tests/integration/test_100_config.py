@@ -95,3 +95,17 @@ def test_handler_without_replicas_answers_500(httpd):
     assert httpd.get("/fast.php").status == 500
     httpd.expect_log(r"FPMR00014")
     assert "FPMR00014" in httpd.read_log()
+
+
+@pytest.mark.parametrize("value", ["fpm-status", "/fpm-status?json", "/a#b"])
+def test_bad_pool_status_path_is_refused(httpd, value):
+    assert refusal(httpd, f"FpmReplica a unix:/run/a.sock\nFpmReplicaPoolStatus {value}") == (
+        f"FpmReplicaPoolStatus: '{value}' must be php-fpm's pm.status_path (a URL path such as "
+        "/fpm-status) or off")
+
+
+def test_pool_status_off_passes_configtest(httpd):
+    httpd.write_config(f"DocumentRoot {httpd.root}/htdocs\nFpmReplica a unix:/run/a.sock\n"
+                       "FpmReplicaPoolStatus off")
+    r = httpd.configtest()
+    assert r.returncode == 0, r.stderr
