@@ -28,6 +28,7 @@
 #include "config_parse.h"
 #include "deploy_watch.h"
 #include "release_inventory.h"
+#include "release_layout.h"
 #include "release_links.h"
 #include "status_client.h"
 #include "tree_removal.h"
@@ -287,11 +288,17 @@ int deploy(const StatusClient& client, const Options& o, const std::string& rele
         throw Failure("this vhost has no FpmReplicaRelease: there is no release symlink to flip");
     }
     const std::string link = doc["release_link"].get<std::string>();
+    // Before anything is asked of the server: the link is one this CLI may flip.
+    ReleaseLayout layout = check_release_layout(link);
     std::optional<std::string> resolved = release_directory(release_dir);
     if (!resolved) {
         throw Failure("release '" + release_dir + "' is not a directory; " + link + " was left as it was");
     }
     const std::string target = *resolved;
+    if (target.substr(0, target.find_last_of('/')) != layout.releases_dir) {
+        throw Failure("release '" + release_dir + "' is not a directory in " + layout.releases_dir + "; " + link +
+                      " was left as it was");
+    }
     const std::string current = release_directory(link).value_or(link);
     if (current == target) {
         std::cout << link << " already names " << target << "\n";
@@ -325,7 +332,7 @@ int deploy(const StatusClient& client, const Options& o, const std::string& rele
     // 2. The flip: remember where we came from, then one rename. A watch
     // counts the release's answers from here.
     AnswerCounts before = answers_of(client.get(), target);
-    flip_release_symlink(link, target);
+    change_as_layout_owner(layout, [&] { flip_release_symlink(link, target); });
     // 3. Every replica on the new release (namespace mode) / the vhost on it.
     wait_for(link + " now names " + target + ", but not every replica serves it yet after " +
                  seconds_text(o.timeout) + "s",
@@ -392,14 +399,13 @@ std::string release_link_of(const Document& doc) {
     return doc["release_link"].get<std::string>();
 }
 
-std::string parent_of(const std::string& path) { return path.substr(0, path.find_last_of('/')); }
-
 int releases(const StatusClient& client) {
     Document doc = client.get();
     const std::string link = release_link_of(doc);
+    ReleaseLayout layout = check_release_layout(link);
     ReleaseUses uses = uses_of(doc, link);
-    if (uses.current.empty()) throw Failure(link + " names no release directory");
-    std::cout << "releases in " << parent_of(uses.current) << ", newest first\n";
+    uses.current = layout.current;
+    std::cout << "releases in " << layout.releases_dir << ", newest first\n";
     std::vector<std::vector<std::string>> rows = {{"NAME", "IN_FLIGHT", "MASTERS", "USED_AS"}};
     for (const ReleaseDirectory& r : releases_beside(uses.current)) {
         std::vector<std::string> used;
@@ -425,22 +431,31 @@ int releases(const StatusClient& client) {
 int prune(const StatusClient& client, const Options& o) {
     Document doc = client.get();
     const std::string link = release_link_of(doc);
+    // The layout on disk decides what may be deleted, not the document.
+    ReleaseLayout layout = check_release_layout(link);
     ReleaseUses uses = uses_of(doc, link);
-    if (uses.current.empty()) throw Failure(link + " names no release directory; nothing was deleted");
-    const std::string parent = parent_of(uses.current);
-    PrunePlan plan = plan_prune(releases_beside(uses.current), *o.keep, uses);
+    uses.current = layout.current;
+    PrunePlan plan = plan_prune(releases_beside(layout.current), *o.keep, uses);
     auto refused = plan.refused;
     for (const ReleaseDirectory& r : plan.removable) {
         // What is in use is read again just before each deletion: a request
         // may have been pinned, or a flip made, since the plan.
-        std::vector<std::string> why = reasons_in_use(uses_of(client.get(), link), r.path);
+        ReleaseUses now = uses_of(client.get(), link);
+        if (release_directory(link).value_or("") != layout.current) {
+            throw Failure(link + " was flipped during the prune; the releases not yet deleted were left");
+        }
+        std::vector<std::string> why = reasons_in_use(now, r.path);
         if (!why.empty()) {
             refused.emplace_back(r, why.front());
             continue;
         }
-        std::string error;
-        if (!remove_tree(parent, r.name, &error)) {
-            refused.emplace_back(r, "could not be deleted completely: " + error);
+        try {
+            change_as_layout_owner(layout, [&] {
+                std::string error;
+                if (!remove_tree(layout.releases_dir, r.name, &error)) throw Failure(error);
+            });
+        } catch (const Failure& e) {
+            refused.emplace_back(r, std::string("could not be deleted completely: ") + e.what());
             continue;
         }
         std::cout << "deleted " << r.path << "\n";

@@ -10,22 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "release_order.h"
 #include "status_client.h"
 
 namespace fpmr::cli {
 
-// "r9" < "r10", "2026-11-23T0801" < "2026-11-24T0900": runs of digits
-// compare as numbers, so Capistrano's timestamps, Deployer's numbers and
-// r1..rN all sort the way they were made.
-bool natural_less(const std::string& a, const std::string& b);
-
-struct ReleaseDirectory {
-    std::string name;  // the entry in the releases directory
-    std::string path;  // its real path
-};
-// The directories (not symlinks to them) in the directory holding
-// `current_release` (a real path), newest first by natural_less of names.
-std::vector<ReleaseDirectory> releases_beside(const std::string& current_release);
+using fpmr::natural_less;
+using fpmr::ReleaseDirectory;
+using fpmr::releases_beside;
 
 // Everything that keeps a release in use, by real path.
 struct ReleaseUses {

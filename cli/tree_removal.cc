@@ -56,6 +56,15 @@ bool empty_directory(int dir_fd, dev_t device, const std::string& shown, int dep
                 ok = fail(error, shown + "/" + n);
                 continue;
             }
+            // The directory opened is the one looked at (not one swapped in
+            // between), on the same file system.
+            struct stat opened;
+            if (::fstat(child, &opened) != 0 || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino) {
+                ::close(child);
+                errno = EXDEV;
+                ok = fail(error, shown + "/" + n);
+                continue;
+            }
             if (!empty_directory(child, device, shown + "/" + n, depth + 1, error)) ok = false;
             if (::unlinkat(fd, n.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) ok = fail(error, shown + "/" + n);
         } else if (::unlinkat(fd, n.c_str(), 0) != 0 && errno != ENOENT) {
@@ -73,7 +82,8 @@ bool remove_tree(const std::string& parent, const std::string& name, std::string
         errno = EINVAL;
         return fail(error, parent + "/" + name);
     }
-    int parent_fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    // The releases directory itself is not followed through a symlink either.
+    int parent_fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (parent_fd < 0) return fail(error, parent);
     int fd = ::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {

@@ -36,7 +36,10 @@ std::optional<PoolStatus> parse_pool_status_json(std::string_view body) {
 }
 
 bool claim_pool_status_refresh(PoolStatusCache& cache, int64_t now_us) {
-    if (now_us - cache.taken_at_us.load(std::memory_order_acquire) < kPoolStatusMaxAgeUs) return false;
+    // Forged times (the block is the children's) neither overflow nor stop
+    // refreshes: a time in the future counts as old.
+    int64_t taken = cache.taken_at_us.load(std::memory_order_acquire);
+    if (taken > 0 && taken <= now_us && now_us - taken < kPoolStatusMaxAgeUs) return false;
     int64_t until = cache.refreshing_until_us.load();
     if (until > now_us && until - now_us <= kPoolStatusTimeoutUs) return false;  // someone asks now
     return cache.refreshing_until_us.compare_exchange_strong(until, now_us + kPoolStatusTimeoutUs);

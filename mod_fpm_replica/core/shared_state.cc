@@ -511,10 +511,10 @@ void SharedState::release_row(const ChildRow& row, Released& out) const {
     // beyond the block's (forged) names nothing.
     const uint64_t entries = uint64_t{layout_.release_count} * kReleaseFigureEntries;
     for (size_t c = 0; c < kChildReleaseCells; ++c) {
-        int32_t entry = row.release_cells[2 * c].exchange(0, std::memory_order_relaxed) - 1;
+        int64_t entry = int64_t{row.release_cells[2 * c].exchange(0, std::memory_order_relaxed)} - 1;
         int32_t count = row.release_cells[2 * c + 1].exchange(0, std::memory_order_relaxed);
         if (entry < 0 || static_cast<uint64_t>(entry) >= entries || count <= 0) continue;
-        if (!subtract_clamped(release_figures(entry).in_flight, count)) out.complete = false;
+        if (!subtract_clamped(release_figures(static_cast<int>(entry)).in_flight, count)) out.complete = false;
     }
     ++out.rows;
     row.owner_pid.store(0, std::memory_order_release);  // zeroed before it is free

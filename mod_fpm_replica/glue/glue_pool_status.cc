@@ -34,7 +34,9 @@ std::optional<PoolStatus> pool_status_of(server_rec* s, int slot, const SocketSp
     const char* path = server_config(s)->pool_status_path;
     if (!path) path = kDefaultPoolStatusPath;
     SharedState shared = shared_state();
-    if (!*path || !shared.valid() || slot < 0) return std::nullopt;
+    if (!*path || !shared.valid() || slot < 0 || static_cast<uint32_t>(slot) >= shared.layout().slot_count) {
+        return std::nullopt;
+    }
     PoolStatusCache& cache = shared.slot(slot).pool_status;
     int64_t now = now_us();
     if (claim_pool_status_refresh(cache, now)) {

@@ -168,3 +168,30 @@ def test_watched_deploy_rolls_a_failing_release_back_under_load(httpd):
     assert 1 <= len(failures)
     assert any(rec["start"] > finished and rec["body"].startswith("release=r2")
                for rec in result.records if rec["path"] == "/version.php")
+
+
+def test_a_forged_status_document_cannot_aim_prune_or_deploy_elsewhere(httpd):
+    """Attack: the status document comes from an httpd child, and any PHP
+    page can pretend to be the handler. One names, as its release symlink, a
+    link into a directory that is no release layout (here: a victim's files
+    and a symlink to them); prune and deploy, run as root, refuse it and
+    change nothing."""
+    import json
+    app, rel = realpath_app(httpd, ["r1", "r2"])
+    victim = os.path.join(httpd.root, "victim")
+    for name in ("a", "b", "c"):
+        os.makedirs(os.path.join(victim, "data", name))
+    os.symlink(os.path.join(victim, "data", "a"), os.path.join(victim, "current"))
+    forged = {"vhost": "app.test", "mode": "realpath", "release": os.path.join(victim, "data", "a"),
+              "release_link": os.path.join(victim, "current"), "previous_release": None, "prepared": None,
+              "nonce": "x", "replicas": [], "releases": []}
+    with open(os.path.join(rel["r1"], "public", "forged.php"), "w") as f:
+        f.write("<?php header('Content-Type: application/json'); echo " + repr(json.dumps(forged)) + ";\n")
+    url = httpd.url("/forged.php")
+    for args in (["prune", "--keep", "1"], ["releases"], ["deploy", os.path.join(victim, "data", "b")]):
+        r = cli(httpd, *args, url=url)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert "will not change files for" in r.stderr or "is not a directory" in r.stderr, (args, r.stderr)
+    assert sorted(os.listdir(os.path.join(victim, "data"))) == ["a", "b", "c"]
+    assert os.readlink(os.path.join(victim, "current")) == os.path.join(victim, "data", "a")
+    assert not os.path.lexists(os.path.join(victim, "current.previous"))

@@ -64,4 +64,12 @@ TEST_CASE("one query per second and member, however many scrapes", "[pool]") {
     CHECK(claim_pool_status_refresh(cache, t1 + kPoolStatusTimeoutUs + 1));
     cache.refreshing_until_us.store(INT64_MAX);
     CHECK(claim_pool_status_refresh(cache, t1 + 3 * kPoolStatusTimeoutUs));
+    // Forged answer times: one in the future, or the most negative, count
+    // as old (no overflow, no refresh stopped for good).
+    cache.refreshing_until_us.store(0);
+    cache.taken_at_us.store(INT64_MAX);
+    CHECK(claim_pool_status_refresh(cache, t1 + 4 * kPoolStatusTimeoutUs));
+    cache.refreshing_until_us.store(0);
+    cache.taken_at_us.store(INT64_MIN);
+    CHECK(claim_pool_status_refresh(cache, t1 + 5 * kPoolStatusTimeoutUs));
 }

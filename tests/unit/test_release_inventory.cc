@@ -2,12 +2,14 @@
 // plan, and a removal that never follows a symlink out of the tree.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "release_inventory.h"
+#include "release_layout.h"
 #include "release_links.h"
 #include "tree_removal.h"
 
@@ -105,4 +107,61 @@ TEST_CASE("a release tree is removed without following symlinks out of it", "[cl
     error.clear();
     CHECK_FALSE(remove_tree((app.root / "releases").string(), "latest", &error));
     CHECK(fs::exists(app.root / "releases" / "r10"));
+}
+
+TEST_CASE("files change only in a checked release layout", "[cli][releases]") {
+    Releases app;
+    ReleaseLayout layout = check_release_layout((app.root / "current").string());
+    CHECK(layout.current == app.path("r10"));
+    CHECK(layout.releases_dir == fs::canonical(app.root / "releases").string());
+    auto refused = [](const fs::path& link) {
+        try {
+            check_release_layout(link.string());
+        } catch (const Failure& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    // What a forged status document could name instead of the release symlink.
+    CHECK(refused(app.root / "releases" / "r1").find("is not a symlink") != std::string::npos);
+    CHECK(refused("relative/current").find("is not a symlink") != std::string::npos);
+    fs::create_directory_symlink(app.root / "outside", app.root / "elsewhere");
+    CHECK(refused(app.root / "elsewhere").find("does not name a release in") != std::string::npos);
+    fs::create_directories(app.root / "flat" / "r1");
+    fs::create_directory_symlink("r1", app.root / "flat" / "current");  // no releases/ beside it
+    CHECK(refused(app.root / "flat" / "current").find("there is no directory") != std::string::npos);
+    // A releases directory others may write to: someone else could swap a release.
+    fs::permissions(app.root / "releases", fs::perms::group_write, fs::perm_options::add);
+    CHECK(refused(app.root / "current").find("writable by others") != std::string::npos);
+    fs::permissions(app.root / "releases", fs::perms::group_write, fs::perm_options::remove);
+    CHECK(refused(app.root / "current").empty());
+}
+
+TEST_CASE("as root, a change is made with the rights of the layout's owner", "[cli][releases]") {
+    if (::geteuid() != 0) return;  // the unit tests run as root in CI (tests/run.sh)
+    Releases app;
+    const uid_t nobody = 65534;
+    for (const auto& p : {app.root, app.root / "releases", app.root / "releases" / "r1"}) {
+        REQUIRE(::chown(p.c_str(), nobody, nobody) == 0);
+    }
+    REQUIRE(::lchown((app.root / "current").c_str(), nobody, nobody) == 0);
+    ReleaseLayout layout = check_release_layout((app.root / "current").string());
+    CHECK(layout.owner == nobody);
+    change_as_layout_owner(layout, [&] { std::ofstream(app.root / "releases" / "r1" / "made"); });
+    struct stat st;
+    REQUIRE(::stat((app.root / "releases" / "r1" / "made").c_str(), &st) == 0);
+    CHECK(st.st_uid == nobody);
+    // What the owner cannot do fails, with the child's own message.
+    std::string message;
+    try {
+        // root's directory: the owner may not write there, so neither may the change.
+        change_as_layout_owner(layout, [&] {
+            std::ofstream out(app.root / "outside" / "planted");
+            if (!out) throw Failure("cannot write " + (app.root / "outside" / "planted").string());
+        });
+    } catch (const Failure& e) {
+        message = e.what();
+    }
+    CHECK(message == "cannot write " + (app.root / "outside" / "planted").string());
+    CHECK_FALSE(fs::exists(app.root / "outside" / "planted"));
 }
