@@ -120,6 +120,14 @@ int pinning_fixups(request_rec* r) {
         if (r->handler && std::strcmp(r->handler, "fpm-replica-status") == 0) return DECLINED;
         return HTTP_SERVICE_UNAVAILABLE;
     }
+    if (st->release_dir) {
+        // The application's view of its pin (SPEC): caches and temp paths
+        // keyed by release stay apart across a flip. Server-set, so no
+        // request header can forge it (those arrive as HTTP_*).
+        const char* id = std::strrchr(st->release_dir, '/');
+        apr_table_setn(r->subprocess_env, "FPM_REPLICA_RELEASE", st->release_dir);
+        apr_table_setn(r->subprocess_env, "FPM_REPLICA_RELEASE_ID", id ? id + 1 : st->release_dir);
+    }
     if (r->main && st->stable_paths) use_stable_paths(r, st);
     return DECLINED;
 }

@@ -28,6 +28,11 @@ def make_release(app_root, rid):
         "inc.php": f"<?php return '{rid}';\n",
         "index.php": INDEX_PHP.replace("@RID@", rid),
         "static.txt": f"static release={rid}\n",
+        # The release the module pinned the request to, as the application
+        # sees it (FastCGI parameters), beside the release its own file is in.
+        "params.php": "<?php header('Content-Type: text/plain'); echo 'file=@RID@ release_id=', "
+                      "$_SERVER['FPM_REPLICA_RELEASE_ID'] ?? '-', ' release=', "
+                      "$_SERVER['FPM_REPLICA_RELEASE'] ?? '-', \"\\n\";\n".replace("@RID@", rid),
         # A front controller, as Laravel's and Symfony's public/.htaccess do,
         # which must leave the status location alone, as for mod_status.
         ".htaccess": "RewriteEngine On\nRewriteCond %{REQUEST_URI} !=/fpm-replica-status\n"
