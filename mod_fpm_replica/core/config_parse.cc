@@ -375,4 +375,35 @@ std::optional<WarmupSpec> parse_warmup(const std::vector<std::string>& args,
     return spec;
 }
 
+std::optional<AssetFallbackSpec> parse_asset_fallback(const std::vector<std::string>& args,
+                                                      std::string* error) {
+    if (args.empty() || args.size() > 2) {
+        *error = "takes a regular expression and, optionally, releases=N";
+        return std::nullopt;
+    }
+    AssetFallbackSpec spec;
+    spec.pattern = args[0];
+    if (spec.pattern.empty()) {
+        *error = "the regular expression is empty";
+        return std::nullopt;
+    }
+    if (args.size() == 2) {
+        const std::string& word = args[1];
+        if (word.rfind("releases=", 0) != 0) {
+            *error = "unknown option '" + word + "' (the option is releases=N)";
+            return std::nullopt;
+        }
+        std::string value = word.substr(9);
+        char* end = nullptr;
+        long n = std::strtol(value.c_str(), &end, 10);
+        if (value.empty() || *end != '\0' || n < 1 || n > kMaxAssetFallbackReleases) {
+            *error = "releases=" + value + " must be a number from 1 to " +
+                     std::to_string(kMaxAssetFallbackReleases);
+            return std::nullopt;
+        }
+        spec.releases = static_cast<int>(n);
+    }
+    return spec;
+}
+
 }  // namespace fpmr

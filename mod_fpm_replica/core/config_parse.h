@@ -106,4 +106,15 @@ struct WarmupSpec {
 };
 std::optional<WarmupSpec> parse_warmup(const std::vector<std::string>& args, std::string* error);
 
+// FpmReplicaAssetFallback REGEX [releases=N]: the pattern (compiled by the
+// glue with httpd's regex library) and how many other releases to look in.
+constexpr int kDefaultAssetFallbackReleases = 3;
+constexpr int kMaxAssetFallbackReleases = 16;
+struct AssetFallbackSpec {
+    std::string pattern;
+    int releases = kDefaultAssetFallbackReleases;
+};
+std::optional<AssetFallbackSpec> parse_asset_fallback(const std::vector<std::string>& args,
+                                                      std::string* error);
+
 }  // namespace fpmr

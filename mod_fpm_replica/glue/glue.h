@@ -51,6 +51,11 @@ struct ReleaseConfig {
     server_rec* defined_in = nullptr;
 };
 
+struct AssetFallbackConfig {
+    ap_regex_t* pattern;
+    int releases;
+};
+
 struct ServerConfig {
     VhostReplicas* replicas;  // null when neither this vhost nor the main server declares any
     ReleaseConfig* release;   // null without FpmReplicaRelease
@@ -77,6 +82,8 @@ struct ServerConfig {
     // FpmReplicaWarmup; null without it (warm-up on with the defaults:
     // warmup_of). Pool-owned copy.
     const WarmupSpec* warmup;
+    // FpmReplicaAssetFallback: the compiled pattern and how many releases.
+    const struct AssetFallbackConfig* asset_fallback;
 };
 
 constexpr const char* kDefaultHelperPath = "/usr/libexec/fpm-replica-helper";
@@ -179,6 +186,7 @@ void register_probe_hooks(apr_pool_t* p);
 void register_control_guard_hooks(apr_pool_t* p);
 void register_child_count_hooks(apr_pool_t* p);
 void register_request_figure_hooks(apr_pool_t* p);
+void register_asset_fallback_hooks(apr_pool_t* p);
 void register_graceful_wakeup_hooks();
 
 // A FastCGI GET of `path` on `spec`; true on any complete answer within the

@@ -332,6 +332,31 @@ const command_rec kPoolStatusDirective = directive(
     "FpmReplicaPoolStatus URL-PATH|off: php-fpm's pm.status_path on the replicas' "
     "status= sockets, read for the Prometheus output (default /fpm-status)");
 
+const char* set_asset_fallback(cmd_parms* cmd, void*, int argc, char* const argv[]) {
+    try {
+        if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
+        ServerConfig* conf = server_config(cmd->server);
+        if (conf->asset_fallback) return fail(cmd, "given twice in this virtual host");
+        std::string error;
+        auto spec = parse_asset_fallback(std::vector<std::string>(argv, argv + argc), &error);
+        if (!spec) return fail(cmd, error);
+        ap_regex_t* pattern = ap_pregcomp(cmd->pool, spec->pattern.c_str(), AP_REG_EXTENDED | AP_REG_NOSUB);
+        if (!pattern) return fail(cmd, "'" + spec->pattern + "' is not a regular expression");
+        auto* config = static_cast<AssetFallbackConfig*>(apr_pcalloc(cmd->pool, sizeof(AssetFallbackConfig)));
+        config->pattern = pattern;
+        config->releases = spec->releases;
+        conf->asset_fallback = config;
+        return nullptr;
+    } catch (...) {
+        return fail(cmd, "internal error");
+    }
+}
+
+const command_rec kAssetFallbackDirective = directive(
+    "FpmReplicaAssetFallback", set_asset_fallback, TAKE_ARGV,
+    "FpmReplicaAssetFallback REGEX [releases=3]: a static file matching REGEX that "
+    "is missing from the pinned release is served from the newest other release that has it");
+
 const char* set_drain_timeout(cmd_parms* cmd, void*, const char* arg) {
     if (const char* err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) return err;
     std::string error;
@@ -380,7 +405,8 @@ int VhostReplicas::member_of(int replica, bool alternate) const {
 const command_rec directives[] = {
     kReplicaDirective, kReleaseDirective, kResolveIntervalDirective, kStablePathDirective,
     kSpawnDirective, kHelperDirective, kDrainTimeoutDirective, kHealthCheckDirective,
-    kProbeDirective, kWarmupDirective, kPoolStatusDirective, {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
+    kProbeDirective, kWarmupDirective, kPoolStatusDirective,
+    kAssetFallbackDirective, {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
 };
 
 }  // namespace fpmr::glue

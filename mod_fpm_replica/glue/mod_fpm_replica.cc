@@ -28,6 +28,7 @@ void* merge_server_config(apr_pool_t* p, void* base_v, void* add_v) {
     merged->probe_path = add->probe_path ? add->probe_path : base->probe_path;
     merged->pool_status_path = add->pool_status_path ? add->pool_status_path : base->pool_status_path;
     merged->warmup = add->warmup ? add->warmup : base->warmup;
+    merged->asset_fallback = add->asset_fallback ? add->asset_fallback : base->asset_fallback;
     merged->drain_timeout_us =
         add->drain_timeout_set ? add->drain_timeout_us : base->drain_timeout_us;
     // pinned_docroot_suffix is computed per server in post_config.
@@ -47,6 +48,7 @@ void register_hooks(apr_pool_t* p) {
     fpmr::glue::register_graceful_wakeup_hooks();
     fpmr::glue::register_child_count_hooks(p);
     fpmr::glue::register_request_figure_hooks(p);
+    fpmr::glue::register_asset_fallback_hooks(p);
 }
 
 }  // namespace
