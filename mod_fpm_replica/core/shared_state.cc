@@ -415,6 +415,22 @@ size_t SharedState::free_slots() const {
     return free;
 }
 
+SharedState::Usage SharedState::usage() const {
+    Usage u;
+    if (!valid()) return u;
+    u.members = layout_.slot_count;
+    u.members_used = static_cast<uint32_t>(layout_.slot_count - free_slots());
+    u.releases = layout_.release_count;
+    for (uint32_t i = 0; i < layout_.release_count; ++i) {
+        if (trusted_release(static_cast<int>(i)).in_use.load()) ++u.releases_used;
+    }
+    u.child_rows = layout_.child_row_count;
+    for (uint32_t r = 0; r < layout_.child_row_count; ++r) {
+        if (child_row(static_cast<int>(r)).owner_pid.load(std::memory_order_relaxed) != 0) ++u.child_rows_used;
+    }
+    return u;
+}
+
 void SharedState::retire_unclaimed(uint32_t generation) const {
     if (!writable()) return;
     for (uint32_t i = 0; i < layout_.slot_count; ++i) {

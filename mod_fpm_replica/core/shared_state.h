@@ -386,6 +386,14 @@ public:
                                                    uint32_t generation) const;
     // Slots a new key could take now (bound in no generation still running).
     size_t free_slots() const;
+    // How full the blocks are, for the status document: what an operator
+    // (and the soak test) watches for leaks and for room to grow.
+    struct Usage {
+        uint32_t members_used = 0, members = 0;        // replica member slots
+        uint32_t releases_used = 0, releases = 0;      // release symlink slots
+        uint32_t child_rows_used = 0, child_rows = 0;  // httpd children's in-flight rows
+    };
+    Usage usage() const;
     // Retires slots nobody claimed in `generation` (replicas removed from the
     // configuration). Their counters stay until the slot is reused.
     void retire_unclaimed(uint32_t generation) const;

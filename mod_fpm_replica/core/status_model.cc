@@ -178,6 +178,7 @@ VhostStatus read_vhost_status(const StatusSources& sources, const SharedState& s
     VhostStatus status;
     status.vhost = sources.vhost;
     status.nonce = shared.nonce();
+    status.shared_memory = shared.usage();
     status.release = sources.release;
     status.namespace_mode = sources.namespace_mode;
     if (sources.release_link) {

@@ -87,7 +87,14 @@ std::string render_status_json(const VhostStatus& status) {
                ", \"server_errors\": " + std::to_string(use.server_errors) +
                ", \"replicas\": [" + replicas + "]}";
     }
-    out += status.releases.empty() ? "]}\n" : "\n ]}\n";
+    out += status.releases.empty() ? "]," : "\n ],";
+    const SharedState::Usage& u = status.shared_memory;
+    out += "\n \"shared_memory\": {\"members\": " + std::to_string(u.members_used) +
+           ", \"member_capacity\": " + std::to_string(u.members) +
+           ", \"release_symlinks\": " + std::to_string(u.releases_used) +
+           ", \"release_symlink_capacity\": " + std::to_string(u.releases) +
+           ", \"child_rows\": " + std::to_string(u.child_rows_used) +
+           ", \"child_row_capacity\": " + std::to_string(u.child_rows) + "}}\n";
     return out;
 }
 
@@ -275,6 +282,24 @@ std::string render_status_prometheus(const VhostStatus& status) {
     }
     render_pool_figures(out, status, labels);
     render_release_figures(out, status, vhost);
+    const SharedState::Usage& u = status.shared_memory;
+    const std::pair<const char*, std::pair<uint32_t, uint32_t>> kinds[] = {
+        {"members", {u.members_used, u.members}},
+        {"release_symlinks", {u.releases_used, u.releases}},
+        {"child_rows", {u.child_rows_used, u.child_rows}},
+    };
+    family(out, "fpm_replica_shared_memory_used", "gauge",
+           "Records of the httpd instance's shared memory in use, by kind (members, release_symlinks, child_rows).");
+    for (const auto& [kind, figures] : kinds) {
+        out += std::string("fpm_replica_shared_memory_used{kind=\"") + kind + "\"} " +
+               std::to_string(figures.first) + "\n";
+    }
+    family(out, "fpm_replica_shared_memory_capacity", "gauge",
+           "Records the shared memory was made with at httpd's start, by kind.");
+    for (const auto& [kind, figures] : kinds) {
+        out += std::string("fpm_replica_shared_memory_capacity{kind=\"") + kind + "\"} " +
+               std::to_string(figures.second) + "\n";
+    }
     family(out, "fpm_replica_request_duration_seconds", "histogram",
            "Duration of PHP requests answered by the replica, per release they were pinned to.");
     for (const auto& r : status.replicas) {

@@ -68,6 +68,7 @@ struct VhostStatus {
     std::string nonce;
     std::vector<ReplicaStatus> replicas;
     std::vector<ReleaseUse> releases;  // in the order first seen; the symlink's first
+    SharedState::Usage shared_memory;  // of the whole httpd instance
 };
 
 std::string json_escape(const std::string& text);

@@ -21,7 +21,7 @@ def server_root(request):
     root = tempfile.mkdtemp(prefix=request.node.name[:40] + "-", dir=TEST_ROOT_BASE)
     os.chmod(root, 0o755)
     yield root
-    if not request.node.rep_call_failed:
+    if not request.node.rep_call_failed and not os.environ.get('FPMR_KEEP_ROOT'):
         shutil.rmtree(root, ignore_errors=True)
 
 
