@@ -282,7 +282,10 @@ int restart(const StatusClient& client, const Options& o) {
 int watch_release(const StatusClient& client, const Options& o, const std::string& link,
                   const std::string& target, const std::string& previous, const AnswerCounts& before);
 
-int deploy(const StatusClient& client, const Options& o, const std::string& release_dir) {
+// `prepare`: bring up and warm replicas on the release before the flip (a
+// deploy); a watched deploy's rollback flips back at once instead, because
+// every moment before the flip serves the failing release.
+int deploy(const StatusClient& client, const Options& o, const std::string& release_dir, bool prepare = true) {
     Document doc = client.get();
     if (!doc.contains("release_link") || !doc["release_link"].is_string()) {
         throw Failure("this vhost has no FpmReplicaRelease: there is no release symlink to flip");
@@ -306,9 +309,9 @@ int deploy(const StatusClient& client, const Options& o, const std::string& rele
     }
     // 1. In namespace mode, a master on the new release first, checked; in
     // realpath mode with supervision the serving masters compile it.
-    bool prepared = true;
+    bool prepared = prepare;
     try {
-        client.post({{"action", "prepare"}, {"release", target}}, doc["nonce"].get<std::string>());
+        if (prepare) client.post({{"action", "prepare"}, {"release", target}}, doc["nonce"].get<std::string>());
     } catch (const Failure& e) {
         // 409: realpath mode without supervision, where every replica
         // serves every release as it is and there is nothing to prepare.
@@ -375,10 +378,10 @@ int watch_release(const StatusClient& client, const Options& o, const std::strin
         if (std::optional<std::string> why = judge_watch(since, rule, unhealthy_polls >= 2)) {
             double after = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             std::cerr << "fpm-replica: " << target << ": " << *why << ", " << seconds_text(after)
-                      << "s after the flip; rolling back to " << previous << std::endl;
+                      << "s after the flip; flipping back to " << previous << std::endl;
             Options plain = o;
             plain.watch_seconds.reset();
-            deploy(client, plain, previous);
+            deploy(client, plain, previous, false);
             throw Failure("rolled back to " + previous + " because " + target + ": " + *why);
         }
         if (std::chrono::steady_clock::now() >= deadline) break;

@@ -20,8 +20,10 @@ bool runs_as_php(const request_rec* rr) {
                            std::strstr(rr->handler, "php") != nullptr);
 }
 
-// fixups, before mod_dir (LAST): the file is known missing once the
-// directory walk is done.
+// fixups, REALLY_FIRST: the file is known missing once the directory walk
+// is done, and this runs before mod_rewrite's per-directory rules (FIRST),
+// whose front controller (Laravel's, Symfony's public/.htaccess: "not a
+// file: index.php") would otherwise hand the missing asset to PHP.
 int serve_from_another_release(request_rec* r) {
     try {
         const AssetFallbackConfig* config = server_config(r->server)->asset_fallback;
@@ -58,7 +60,7 @@ int serve_from_another_release(request_rec* r) {
 }  // namespace
 
 void register_asset_fallback_hooks(apr_pool_t*) {
-    ap_hook_fixups(serve_from_another_release, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_fixups(serve_from_another_release, nullptr, nullptr, APR_HOOK_REALLY_FIRST);
 }
 
 }  // namespace fpmr::glue

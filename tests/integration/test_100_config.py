@@ -97,7 +97,8 @@ def test_handler_without_replicas_answers_500(httpd):
     assert "FPMR00014" in httpd.read_log()
 
 
-@pytest.mark.parametrize("value", ["fpm-status", "/fpm-status?json", "/a#b"])
+@pytest.mark.parametrize("value", ["fpm-status", "/fpm-status?json", "/a#b"],
+                         ids=["relative", "query", "fragment"])
 def test_bad_pool_status_path_is_refused(httpd, value):
     assert refusal(httpd, f"FpmReplica a unix:/run/a.sock\nFpmReplicaPoolStatus {value}") == (
         f"FpmReplicaPoolStatus: '{value}' must be php-fpm's pm.status_path (a URL path such as "

@@ -44,18 +44,22 @@ def test_missing_assets_come_from_the_release_that_has_them(httpd):
     # The pinned release's own assets need no fallback, and say nothing.
     r = httpd.get("/assets/app.77ab02.js")
     assert r.status == 200 and "X-Fpm-Replica-Release" not in r.headers
-    # Outside the pattern, a deleted file stays deleted.
-    assert httpd.get("/page.txt").status == 404
+    # Outside the pattern, a deleted file stays deleted: the release's front
+    # controller (make_release's .htaccess, as Laravel's) answers it.
+    r = httpd.get("/page.txt")
+    assert "r1 page" not in r.text and r.text.startswith("index release=r2 "), r.text
     # Never PHP: a script only r1 has is not run, nor shown.
     r = httpd.get("/assets/only-r1.php")
-    assert r.status == 404 and "php from r1" not in r.text and "<?php" not in r.text
+    assert "php from r1" not in r.text and "<?php" not in r.text, r.text
+    assert r.text.startswith("index release=r2 ") and "X-Fpm-Replica-Release" not in r.headers
     # A directory in the pinned release is not replaced by r1's file.
     r = httpd.get("/assets/thing")
     assert "r1 file" not in r.text and "X-Fpm-Replica-Release" not in r.headers
     # Only GET and HEAD.
-    assert httpd.post("/assets/app.3f9c1e.js", {"x": "1"}).status != 200
-    # Missing everywhere: a plain 404.
-    assert httpd.get("/assets/app.000000.js").status == 404
+    r = httpd.post("/assets/app.3f9c1e.js", {"x": "1"})
+    assert "console.log('r1')" not in r.text and "X-Fpm-Replica-Release" not in r.headers
+    # Missing everywhere: the front controller's answer, as without the directive.
+    assert httpd.get("/assets/app.000000.js").text.startswith("index release=r2 ")
 
     # Across a fleet: a host still on r1 that already holds r2 (the release
     # is copied to every host before the flips) serves r2's new asset.
