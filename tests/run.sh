@@ -6,7 +6,7 @@
 #   bash tests/run.sh            every test (what .ci/run runs)
 #   bash tests/run.sh --soak     the opt-in soak only (test_999_soak.py: 100
 #                                deploys and 100 graceful restarts under load,
-#                                about 15 minutes; FPMR_SOAK_ROUNDS=N for fewer)
+#                                about 8 minutes; FPMR_SOAK_ROUNDS=N for fewer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup.sh
