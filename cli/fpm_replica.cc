@@ -30,6 +30,7 @@
 #include "release_inventory.h"
 #include "release_layout.h"
 #include "release_links.h"
+#include "release_resolver.h"
 #include "status_client.h"
 #include "tree_removal.h"
 
@@ -298,7 +299,7 @@ int deploy(const StatusClient& client, const Options& o, const std::string& rele
         throw Failure("release '" + release_dir + "' is not a directory; " + link + " was left as it was");
     }
     const std::string target = *resolved;
-    if (target.substr(0, target.find_last_of('/')) != layout.releases_dir) {
+    if (parent_directory(target) != layout.releases_dir) {
         throw Failure("release '" + release_dir + "' is not a directory in " + layout.releases_dir + "; " + link +
                       " was left as it was");
     }

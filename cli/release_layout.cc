@@ -6,27 +6,15 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
-#include <cstdlib>
 #include <cstring>
 
 #include "directory_trust.h"
+#include "release_resolver.h"
 #include "status_client.h"
 
 namespace fpmr::cli {
 
 namespace {
-
-std::string real_path(const std::string& path) {
-    char resolved[PATH_MAX];
-    return ::realpath(path.c_str(), resolved) ? std::string(resolved) : std::string();
-}
-
-std::string parent_of(const std::string& path) {
-    size_t slash = path.find_last_of('/');
-    if (slash == std::string::npos) return ".";
-    return slash == 0 ? "/" : path.substr(0, slash);
-}
 
 // Writable by someone besides its owner (group or others, without the sticky bit).
 bool writable_by_others(const struct stat& st) {
@@ -47,7 +35,7 @@ ReleaseLayout check_release_layout(const std::string& link) {
     if (link.empty() || link[0] != '/' || ::lstat(link.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) {
         refuse(link, "it is not a symlink (a release symlink is an absolute path naming a symlink)");
     }
-    layout.app_dir = real_path(parent_of(link));
+    layout.app_dir = real_path(parent_directory(link));
     layout.releases_dir = layout.app_dir + "/releases";
     layout.current = real_path(link);
     struct stat app, releases;
@@ -55,7 +43,7 @@ ReleaseLayout check_release_layout(const std::string& link) {
         ::lstat(layout.releases_dir.c_str(), &releases) != 0 || !S_ISDIR(releases.st_mode)) {
         refuse(link, "there is no directory " + layout.releases_dir + " beside it");
     }
-    if (layout.current.empty() || parent_of(layout.current) != layout.releases_dir) {
+    if (layout.current.empty() || parent_directory(layout.current) != layout.releases_dir) {
         refuse(link, "it does not name a release in " + layout.releases_dir);
     }
     if (app.st_uid != releases.st_uid) {
@@ -69,7 +57,7 @@ ReleaseLayout check_release_layout(const std::string& link) {
     if (layout.owner == 0) {
         // Root's layout: changed as root, so nobody else may be able to
         // swap anything on the way to it either.
-        for (std::string dir = parent_of(layout.app_dir);; dir = parent_of(dir)) {
+        for (std::string dir = parent_directory(layout.app_dir);; dir = parent_directory(dir)) {
             struct stat up;
             if (::lstat(dir.c_str(), &up) != 0 || !S_ISDIR(up.st_mode) ||
                 !only_root_can_change(up.st_uid, up.st_mode)) {

@@ -7,6 +7,8 @@
 #include <cctype>
 #include <memory>
 
+#include "release_resolver.h"
+
 namespace fpmr {
 
 bool natural_less(const std::string& a, const std::string& b) {
@@ -37,8 +39,8 @@ bool natural_less(const std::string& a, const std::string& b) {
 
 std::vector<ReleaseDirectory> releases_beside(const std::string& release_dir) {
     std::vector<ReleaseDirectory> out;
-    std::string parent = release_dir.substr(0, release_dir.find_last_of('/'));
-    if (parent.empty()) return out;  // a release directly under /: no siblings to speak of
+    std::string parent = parent_directory(release_dir);
+    if (parent == "/") return out;  // a release directly under /: no siblings to speak of
     std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(parent.c_str()), ::closedir);
     if (!dir) return out;
     while (dirent* entry = ::readdir(dir.get())) {

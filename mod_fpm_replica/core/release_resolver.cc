@@ -80,13 +80,11 @@ std::unique_ptr<ReleaseResolution> ReleaseResolver::resolve_fully(const std::str
 std::optional<std::string> resolve_release_dir(const std::string& path, std::string* error) {
     // realpath follows the whole chain (relative or absolute links, links
     // inside the target) and returns a path without any symlink in it.
-    char* real = ::realpath(path.c_str(), nullptr);
-    if (!real) {
+    std::string out = real_path(path);
+    if (out.empty()) {
         *error = std::string("is dangling (") + std::strerror(errno) + ")";
         return std::nullopt;
     }
-    std::string out = real;
-    std::free(real);
     struct stat st;
     if (::stat(out.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
         *error = "names '" + out + "', which is not a directory";
@@ -95,12 +93,13 @@ std::optional<std::string> resolve_release_dir(const std::string& path, std::str
     return out;
 }
 
-namespace {
-std::string parent_of(const std::string& path) {
-    size_t slash = path.rfind('/');
-    return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+std::string real_path(const std::string& path) {
+    char* real = ::realpath(path.c_str(), nullptr);
+    if (!real) return {};
+    std::string out = real;
+    std::free(real);
+    return out;
 }
-}  // namespace
 
 std::optional<std::string> validate_prepared_release(const std::string& symlink,
                                                      const std::string& requested, std::string* why) {
@@ -120,8 +119,8 @@ std::optional<std::string> validate_prepared_release(const std::string& symlink,
         *why = "the release symlink '" + symlink + "' " + error + ": nothing to prepare against";
         return std::nullopt;
     }
-    std::string releases = parent_of(*current);
-    if (releases == "/" || parent_of(*dir) != releases) {
+    std::string releases = parent_directory(*current);
+    if (releases == "/" || parent_directory(*dir) != releases) {
         *why = "release '" + requested + "' (" + *dir + ") is not a directory in " + releases +
                ", where the release symlink's releases are";
         return std::nullopt;
@@ -157,6 +156,11 @@ std::string normalize_absolute_path(std::string_view path) {
         i = end;
     }
     return out.empty() ? "/" : out;
+}
+
+std::string parent_directory(std::string_view path) {
+    size_t slash = path.rfind('/');
+    return slash == 0 || slash == std::string_view::npos ? "/" : std::string(path.substr(0, slash));
 }
 
 bool path_is_under(std::string_view path, std::string_view dir) {

@@ -75,6 +75,8 @@ private:
 // a real path without any symlink in it, which must be a directory. nullopt
 // with one sentence in `error` otherwise.
 std::optional<std::string> resolve_release_dir(const std::string& path, std::string* error);
+// realpath(3) of `path` (every symlink followed), "" when it does not resolve.
+std::string real_path(const std::string& path);
 
 // A release a deploy tool asks to prepare (status action=prepare), checked
 // as untrusted input: absolute, an existing directory after resolution, and
@@ -91,6 +93,9 @@ bool is_normalized_absolute_path(std::string_view path);
 // Removes trailing slashes and doubled slashes; returns "" for a relative path
 // or one with "." or ".." components.
 std::string normalize_absolute_path(std::string_view path);
+// The directory holding `path` ("/srv/app" of "/srv/app/current"; "/" for
+// "/x" and for a path without a slash).
+std::string parent_directory(std::string_view path);
 // `path` equals `dir` or lies under it (component-wise, not string prefix).
 bool path_is_under(std::string_view path, std::string_view dir);
 // Replaces the leading `from` directory of `path` with `to`; `path` must be under `from`.
