@@ -408,25 +408,20 @@ int releases(const StatusClient& client) {
     const std::string link = release_link_of(doc);
     ReleaseLayout layout = check_release_layout(link);
     ReleaseUses uses = uses_of(doc, link);
-    uses.current = layout.current;
     std::cout << "releases in " << layout.releases_dir << ", newest first\n";
     std::vector<std::vector<std::string>> rows = {{"NAME", "IN_FLIGHT", "MASTERS", "USED_AS"}};
-    for (const ReleaseDirectory& r : releases_beside(uses.current)) {
+    for (const ReleaseDirectory& r : releases_beside(layout.current)) {
         std::vector<std::string> used;
         if (uses.current == r.path) used.push_back("current");
         if (uses.previous == r.path) used.push_back("previous");
         if (uses.previous_link == r.path) used.push_back(link.substr(link.find_last_of('/') + 1) + ".previous");
         if (uses.prepared == r.path) used.push_back("preparing");
-        std::string masters;
         auto m = uses.masters.find(r.path);
-        if (m != uses.masters.end()) {
-            for (const std::string& n : m->second) masters += (masters.empty() ? "" : ",") + n;
-        }
-        std::string joined;
-        for (const std::string& u : used) joined += (joined.empty() ? "" : ",") + u;
+        std::string masters = m == uses.masters.end() ? "" : joined(m->second, ",");
+        std::string used_as = joined(used, ",");
         auto f = uses.in_flight.find(r.path);
         rows.push_back({r.name, std::to_string(f == uses.in_flight.end() ? 0 : f->second),
-                        masters.empty() ? "-" : masters, joined.empty() ? "-" : joined});
+                        masters.empty() ? "-" : masters, used_as.empty() ? "-" : used_as});
     }
     print_table(rows);
     return 0;
@@ -435,17 +430,17 @@ int releases(const StatusClient& client) {
 int prune(const StatusClient& client, const Options& o) {
     Document doc = client.get();
     const std::string link = release_link_of(doc);
-    // The layout on disk decides what may be deleted, not the document.
+    // The layout on disk decides what may be deleted, not the document
+    // (uses_of, too, reads the link's release from the disk).
     ReleaseLayout layout = check_release_layout(link);
     ReleaseUses uses = uses_of(doc, link);
-    uses.current = layout.current;
     PrunePlan plan = plan_prune(releases_beside(layout.current), *o.keep, uses);
     auto refused = plan.refused;
     for (const ReleaseDirectory& r : plan.removable) {
         // What is in use is read again just before each deletion: a request
         // may have been pinned, or a flip made, since the plan.
         ReleaseUses now = uses_of(client.get(), link);
-        if (release_directory(link).value_or("") != layout.current) {
+        if (now.current != layout.current) {
             throw Failure(link + " was flipped during the prune; the releases not yet deleted were left");
         }
         std::vector<std::string> why = reasons_in_use(now, r.path);

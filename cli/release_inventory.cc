@@ -13,6 +13,12 @@ std::optional<std::string> string_field(const Document& doc, const char* key) {
 }
 }  // namespace
 
+std::string joined(const std::vector<std::string>& words, const char* separator) {
+    std::string out;
+    for (const std::string& w : words) out += (out.empty() ? "" : separator) + w;
+    return out;
+}
+
 ReleaseUses uses_of(const Document& doc, const std::string& link) {
     ReleaseUses uses;
     uses.current = release_directory(link).value_or("");
@@ -46,9 +52,7 @@ std::vector<std::string> reasons_in_use(const ReleaseUses& uses, const std::stri
     if (uses.prepared == release) why.push_back("a deploy is preparing it");
     auto masters = uses.masters.find(release);
     if (masters != uses.masters.end() && !masters->second.empty()) {
-        std::string names;
-        for (const std::string& n : masters->second) names += (names.empty() ? "" : ",") + n;
-        why.push_back("masters of " + names + " serve it");
+        why.push_back("masters of " + joined(masters->second, ",") + " serve it");
     }
     auto flying = uses.in_flight.find(release);
     if (flying != uses.in_flight.end() && flying->second > 0) {
@@ -72,9 +76,7 @@ PrunePlan plan_prune(const std::vector<ReleaseDirectory>& newest_first, size_t k
             plan.removable.push_back(r);
             continue;
         }
-        std::string joined;
-        for (const std::string& w : why) joined += (joined.empty() ? "" : "; ") + w;
-        plan.refused.emplace_back(r, joined);
+        plan.refused.emplace_back(r, joined(why, "; "));
     }
     return plan;
 }

@@ -19,6 +19,9 @@ using fpmr::natural_less;
 using fpmr::ReleaseDirectory;
 using fpmr::releases_beside;
 
+// The words with `separator` between them ("a,b").
+std::string joined(const std::vector<std::string>& words, const char* separator);
+
 // Everything that keeps a release in use, by real path.
 struct ReleaseUses {
     std::string current;                      // the release symlink names it
