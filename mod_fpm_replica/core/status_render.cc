@@ -182,14 +182,30 @@ void render_pool_figures(std::string& out, const VhostStatus& status, const Labe
     }
 }
 
+// A counter or gauge with one series per item (a replica, a release).
+template <class Item>
+struct Figure {
+    const char* name;
+    const char* type;
+    const char* help;
+    double (*value)(const Item&);
+};
+
+// Each figure's family and its series; `labels(item)` opens the label set
+// without closing it.
+template <class Item, size_t N, class Labels>
+void render_figures(std::string& out, const Figure<Item> (&figures)[N], const std::vector<Item>& items,
+                    const Labels& labels) {
+    for (const auto& f : figures) {
+        family(out, f.name, f.type, f.help);
+        for (const Item& item : items) {
+            out += std::string(f.name) + labels(item) + "} " + number(f.value(item), "%.0f") + "\n";
+        }
+    }
+}
+
 void render_release_figures(std::string& out, const VhostStatus& status, const std::string& vhost) {
-    struct Figure {
-        const char* name;
-        const char* type;
-        const char* help;
-        double (*value)(const ReleaseUse&);
-    };
-    const Figure figures[] = {
+    const Figure<ReleaseUse> figures[] = {
         {"fpm_replica_release_in_flight", "gauge", "Requests pinned to the release and not finished.",
          [](const ReleaseUse& u) { return static_cast<double>(u.in_flight); }},
         {"fpm_replica_release_requests_total", "counter", "PHP requests answered from the release.",
@@ -198,13 +214,9 @@ void render_release_figures(std::string& out, const VhostStatus& status, const s
          "PHP requests of the release answered with a 5xx status (php-fpm's or a gateway error).",
          [](const ReleaseUse& u) { return static_cast<double>(u.server_errors); }},
     };
-    for (const auto& f : figures) {
-        family(out, f.name, f.type, f.help);
-        for (const auto& use : status.releases) {
-            out += std::string(f.name) + "{" + vhost + ",release=\"" + label_escape(use.release) +
-                   "\"} " + number(f.value(use), "%.0f") + "\n";
-        }
-    }
+    render_figures(out, figures, status.releases, [&](const ReleaseUse& use) {
+        return "{" + vhost + ",release=\"" + label_escape(use.release) + "\"";
+    });
 }
 
 }  // namespace
@@ -235,13 +247,7 @@ std::string render_status_prometheus(const VhostStatus& status) {
                    (st == r.state ? "1" : "0") + "\n";
         }
     }
-    struct Figure {
-        const char* name;
-        const char* type;
-        const char* help;
-        double (*value)(const ReplicaStatus&);
-    };
-    const Figure figures[] = {
+    const Figure<ReplicaStatus> figures[] = {
         {"fpm_replica_in_flight", "gauge", "Requests handed to the replica and not finished.",
          [](const ReplicaStatus& r) { return static_cast<double>(r.in_flight); }},
         {"fpm_replica_requests_total", "counter", "Requests handed to the replica.",
@@ -272,14 +278,7 @@ std::string render_status_prometheus(const VhostStatus& status) {
         std::snprintf(value, sizeof value, "%.6f", r.warmup->seconds);
         out += "fpm_replica_warmup_seconds" + labels(r) + "} " + value + "\n";
     }
-    for (const auto& f : figures) {
-        family(out, f.name, f.type, f.help);
-        for (const auto& r : status.replicas) {
-            char value[32];
-            std::snprintf(value, sizeof value, "%.0f", f.value(r));
-            out += std::string(f.name) + labels(r) + "} " + value + "\n";
-        }
-    }
+    render_figures(out, figures, status.replicas, labels);
     render_pool_figures(out, status, labels);
     render_release_figures(out, status, vhost);
     const SharedState::Usage& u = status.shared_memory;
