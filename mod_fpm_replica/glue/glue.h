@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "config_parse.h"
+#include "fcgi_ping_client.h"
 #include "release_resolver.h"
 #include "replica_members.h"
 #include "shared_state.h"
@@ -192,6 +193,9 @@ void register_graceful_wakeup_hooks();
 // A FastCGI GET of `path` on `spec`; true on any complete answer within the
 // timeout (the readiness test, the health checks, the probe lane).
 bool answers_ping(const SocketSpec& spec, int timeout_ms, const std::string& path = "/ping");
+// Waits in the calling thread until `client` is answered or failed (its
+// deadline, `deadline_us`, bounds the wait).
+FcgiPingClient::Result wait_for_answer(FcgiPingClient& client, int64_t deadline_us);
 // The pid of the process listening on a unix socket (the php-fpm master that
 // created it), from SO_PEERCRED (glue_listener_pid.cc); 0 when unknown or TCP.
 int32_t listener_pid(const SocketSpec& socket);

@@ -19,13 +19,9 @@ std::optional<PoolStatus> query_pool_status(const SocketSpec& socket, const std:
     request.query = "json";
     int64_t deadline = now_us() + kPoolStatusTimeoutUs;
     FcgiPingClient client(socket, request, deadline);
-    for (;;) {
-        int64_t now = now_us();
-        FcgiPingClient::Result result = client.advance(now, static_cast<int>((deadline - now) / 1000) + 1);
-        if (result == FcgiPingClient::Result::Pending) continue;
-        if (!client.answered_ok()) return std::nullopt;
-        return parse_pool_status_json(client.body());
-    }
+    wait_for_answer(client, deadline);
+    if (!client.answered_ok()) return std::nullopt;
+    return parse_pool_status_json(client.body());
 }
 
 }  // namespace
