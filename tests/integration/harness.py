@@ -454,13 +454,16 @@ def unexpected_log_lines(log_text, expected_patterns):
     return bad
 
 
-def start_load(port, paths, duration, out, timeout=30, max_requests=0):
+def start_load(port, paths, duration, out, timeout=30, max_requests=0, pause_ms=0):
     """fpmr-loadgen against 127.0.0.1:port in the background: paths is a list
-    of (path, clients); every response is recorded in out. Returns a LoadRun."""
+    of (path, clients); every response is recorded in out; each client waits
+    pause_ms after every response. Returns a LoadRun."""
     cmd = [LOADGEN, "--port", str(port), "--duration", str(duration),
            "--out", out, "--timeout", str(timeout)]
     if max_requests:
         cmd += ["--max-requests", str(max_requests)]
+    if pause_ms:
+        cmd += ["--pause", str(pause_ms)]
     for path, clients in paths:
         cmd += ["--path", f"{path}:{clients}"]
     return LoadRun(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -16,7 +16,10 @@
 // Usage: fpmr-loadgen --port P --duration SECONDS --out FILE
 //                     --path /fast.php:8 [--path /slow.php:2 ...]
 //                     [--host 127.0.0.1] [--timeout SECONDS] [--max-requests N]
-//                     [--header "Name: value"]
+//                     [--header "Name: value"] [--pause MS]
+//
+// --pause MS: each client waits MS milliseconds after every response, so a
+// test that runs other work beside the load (a deploy tool) keeps some CPU.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -49,6 +52,7 @@ struct Options {
     double duration_s = 5;
     double timeout_s = 30;
     long max_requests = 0;  // per client; 0 = until the deadline
+    double pause_ms = 0;    // per client, after every response
     std::string out;
     std::vector<std::pair<std::string, int>> paths;  // path, clients
     std::vector<std::string> headers;
@@ -71,7 +75,7 @@ int64_t wall_us() {
     std::fprintf(stderr,
                  "usage: fpmr-loadgen --port P --duration S --out FILE --path PATH:CLIENTS "
                  "[--path ...] [--host 127.0.0.1] [--timeout S] [--max-requests N] "
-                 "[--header 'Name: value']\n");
+                 "[--header 'Name: value'] [--pause MS]\n");
     std::exit(2);
 }
 
@@ -290,6 +294,7 @@ int main(int argc, char** argv) {
         else if (a == "--max-requests") opt.max_requests = std::atol(next().c_str());
         else if (a == "--out") opt.out = next();
         else if (a == "--header") opt.headers.push_back(next());
+        else if (a == "--pause") opt.pause_ms = std::atof(next().c_str());
         else if (a == "--path") {
             std::string v = next();
             size_t colon = v.rfind(':');
@@ -325,6 +330,10 @@ int main(int argc, char** argv) {
                     r.end_us = wall_us();
                     r.body = one_line(body);
                     mine.push_back(std::move(r));
+                    if (opt.pause_ms > 0) {
+                        std::this_thread::sleep_for(
+                            std::chrono::microseconds(static_cast<int64_t>(opt.pause_ms * 1000)));
+                    }
                 }
                 std::lock_guard<std::mutex> lock(mu);
                 records.insert(records.end(), std::make_move_iterator(mine.begin()),
