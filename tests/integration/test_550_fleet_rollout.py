@@ -548,6 +548,11 @@ def test_a_release_rolls_across_the_fleet_and_a_failing_host_stops_it(fleet, ser
     for h in hosts:
         assert h.status()["release"] == h.release_dir("r3")
 
+    # No deploy, and not the failed one, ever took a host out of rotation.
+    servers = haproxy.servers()
+    assert all(servers[f"web{i}"]["status"] == "UP" and servers[f"web{i}"]["chkdown"] == "0"
+               for i in (1, 2, 3)), servers
+
     # --- HAProxy's check is the probe lane: a host with no usable replica leaves --------
     nonce = h3.status()["nonce"]
     for name in ("a", "b"):
