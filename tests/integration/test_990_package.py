@@ -46,6 +46,13 @@ INSTALLED_FILES = {
     "/usr/share/doc/libapache2-mod-fpm-replica/examples/fpm-replica-dashboard.json": 0o644,
     "/usr/share/doc/libapache2-mod-fpm-replica/examples/fpm-replica-alerts.yml": 0o644,
     "/usr/share/doc/libapache2-mod-fpm-replica/examples/fpm-replica-alerts.test.yml": 0o644,
+    # The fleet rollout (docs/operations.md, section 9): contrib/ansible and contrib/haproxy.
+    "/usr/share/doc/libapache2-mod-fpm-replica/examples/ansible/rollout.yml": 0o644,
+    "/usr/share/doc/libapache2-mod-fpm-replica/examples/ansible/roles/fpm_replica_release/defaults/main.yml": 0o644,
+    "/usr/share/doc/libapache2-mod-fpm-replica/examples/ansible/roles/fpm_replica_release/vars/main.yml": 0o644,
+    "/usr/share/doc/libapache2-mod-fpm-replica/examples/ansible/roles/fpm_replica_release/tasks/copy.yml": 0o644,
+    "/usr/share/doc/libapache2-mod-fpm-replica/examples/ansible/roles/fpm_replica_release/tasks/deploy.yml": 0o644,
+    "/usr/share/doc/libapache2-mod-fpm-replica/examples/haproxy.cfg": 0o644,
     "/usr/share/doc/libapache2-mod-fpm-replica/copyright": 0o644,
     # Where the installed README's links find them.
     "/usr/share/doc/libapache2-mod-fpm-replica/docs/operations.md": 0o644,
