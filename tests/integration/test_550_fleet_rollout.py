@@ -12,7 +12,8 @@ host on r2. Then r3, which needs a setting host 2's configuration lacks (its
 health page answers 500 there): the playbook fails, host 1 is on r3, host 2
 was flipped back to r2, host 3 holds r3 but never flipped, and still no
 request failed. Run again once host 2 is fixed, the playbook leaves host 1
-as it is (a no-op) and finishes the rollout. Last, a host whose replicas
+as it is (a no-op) and finishes the rollout. A host that is down while r4
+is copied stops the run before any host flips. Last, a host whose replicas
 are all drained answers 503 on the probe lane and HAProxy takes it out."""
 
 import hashlib
@@ -229,11 +230,13 @@ class HAProxy:
 
 # --- the playbook --------------------------------------------------------------------------
 
-def write_inventory(root, hosts):
-    inventory = {"web": {"hosts": {h.name: h.inventory() for h in hosts},
+def write_inventory(root, hosts, name="inventory.yml", **host_vars):
+    """The fleet's inventory; host_vars: {host name: variables that replace its own}."""
+    inventory = {"web": {"hosts": {h.name: dict(h.inventory(), **host_vars.get(h.name, {}))
+                                   for h in hosts},
                          "vars": {"fpm_replica_cli": harness.CLI, "fpm_replica_timeout": 30,
                                   "fpm_replica_gate_retries": 2, "fpm_replica_gate_delay": 1}}}
-    path = os.path.join(root, "inventory.yml")
+    path = os.path.join(root, name)
     with open(path, "w") as f:
         json.dump(inventory, f, indent=1)  # JSON is YAML
     return path
@@ -547,6 +550,18 @@ def test_a_release_rolls_across_the_fleet_and_a_failing_host_stops_it(fleet, ser
         assert re.search(rf"watched {re.escape(h.release_dir('r3'))} for 1s: ", output), brief(output)
     for h in hosts:
         assert h.status()["release"] == h.release_dir("r3")
+
+    # --- a host down while the release is copied: no host flips ------------------------
+    # (Host 3 reached over ssh at a loopback port nothing listens on.)
+    down = write_inventory(server_root, hosts, "inventory-h3-down.yml", h3={
+        "ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": harness.free_port()})
+    watch = Watch(hosts)
+    proc, log = playbook(server_root, down, "r4", release_archive(controller, "r4"))
+    rc, output = wait_playbook(proc, log, watch)
+    assert rc != 0 and "fatal: [h3]: UNREACHABLE!" in output, brief(output)
+    assert all(flips == [] for flips in watch.flips.values()), watch.flips
+    assert not any(os.path.exists(h.release_dir("r4")) for h in hosts)
+    assert all(h.on() == "r3" for h in hosts)
 
     # No deploy, and not the failed one, ever took a host out of rotation.
     servers = haproxy.servers()
