@@ -10,6 +10,8 @@
 //   fpm-replica [--url URL] [--host NAME] [--timeout SECONDS] rollback
 //   fpm-replica [--url URL] [--host NAME] [--timeout SECONDS] releases
 //   fpm-replica [--url URL] [--host NAME] [--timeout SECONDS] prune --keep N
+//   fpm-replica [--url URL] [--host NAME] [--timeout SECONDS] remove RELEASE_DIR
+//               [--wait DURATION]
 //
 // Exit codes: 0 done, 1 failed (what was left as it was is said), 2 usage.
 #include <curl/curl.h>
@@ -24,6 +26,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include "config_parse.h"
 #include "deploy_watch.h"
@@ -42,7 +46,7 @@ constexpr const char* kUsage =
     "usage: fpm-replica [--url URL] [--host NAME] [--timeout SECONDS]\n"
     "                   {status [--json],drain NAME,undrain NAME,restart [NAME],\n"
     "                    deploy RELEASE_DIR [--watch DURATION [--max-error-rate R]],rollback,\n"
-    "                    releases,prune --keep N}\n";
+    "                    releases,prune --keep N,remove RELEASE_DIR [--wait DURATION]}\n";
 constexpr const char* kHelp =
     "\nthe operator's tool for mod_fpm_replica, talking to the status handler\n\n"
     "commands:\n"
@@ -56,7 +60,9 @@ constexpr const char* kHelp =
     "  rollback             go back to the release served before the last flip\n"
     "  releases             the release directories beside the current one, newest first,\n"
     "                       and what uses each\n"
-    "  prune --keep N       delete the oldest releases beyond the N newest, never one in use\n\n"
+    "  prune --keep N       delete the oldest releases beyond the N newest, never one in use\n"
+    "  remove RELEASE_DIR   delete one release (a rollback record may name it), never one in use\n"
+    "    --wait DURATION    wait that long (\"2m\") for its requests and masters to finish\n\n"
     "options:\n"
     "  --url URL            status handler (default http://127.0.0.1/fpm-replica-status)\n"
     "  --host NAME          Host header to send: the vhost's ServerName, when the status\n"
@@ -76,6 +82,7 @@ struct Options {
     std::optional<size_t> keep;              // prune --keep N
     std::optional<double> watch_seconds;     // deploy --watch DURATION
     std::optional<double> max_error_rate;    // deploy --max-error-rate R
+    double wait_seconds = 0;                 // remove --wait DURATION
 };
 
 struct UsageError {
@@ -154,6 +161,12 @@ Options parse_arguments(int argc, char** argv) {
                 throw UsageError{"argument --max-error-rate: invalid value: '" + v + "' (a fraction: 0.05 is 5%)"};
             }
             o.max_error_rate = rate;
+        } else if (o.command == "remove" && (arg == "--wait" || arg.rfind("--wait=", 0) == 0)) {
+            std::string v = *value_of(arg, "--wait");
+            std::string why;
+            std::optional<int64_t> us = parse_duration_us(v, &why);
+            if (!us || *us < 0) throw UsageError{"argument --wait: invalid duration: '" + v + "'"};
+            o.wait_seconds = static_cast<double>(*us) / 1e6;
         } else if (arg == "-h" || arg == "--help") {
             std::cout << kUsage << kHelp;
             std::exit(0);
@@ -164,7 +177,7 @@ Options parse_arguments(int argc, char** argv) {
         }
     }
     size_t least = 0, most = 0;
-    if (o.command == "drain" || o.command == "undrain" || o.command == "deploy") {
+    if (o.command == "drain" || o.command == "undrain" || o.command == "deploy" || o.command == "remove") {
         least = most = 1;
     } else if (o.command == "restart") {
         most = 1;
@@ -172,12 +185,12 @@ Options parse_arguments(int argc, char** argv) {
                o.command != "prune") {
         throw UsageError{"argument command: invalid choice: '" + o.command +
                          "' (choose from 'status', 'drain', 'undrain', 'restart', 'deploy', 'rollback', "
-                         "'releases', 'prune')"};
+                         "'releases', 'prune', 'remove')"};
     }
     if (o.command == "prune" && !o.keep) throw UsageError{"the following arguments are required: --keep"};
     if (o.max_error_rate && !o.watch_seconds) throw UsageError{"argument --max-error-rate: needs --watch"};
     if (o.operands.size() < least) throw UsageError{"the following arguments are required: " +
-                                                    std::string(o.command == "deploy" ? "release_dir" : "name")};
+                                                    std::string(o.command == "deploy" || o.command == "remove" ? "release_dir" : "name")};
     if (o.operands.size() > most) throw UsageError{"unrecognized arguments: " + o.operands[most]};
     return o;
 }
@@ -467,6 +480,48 @@ int prune(const StatusClient& client, const Options& o) {
     return 0;
 }
 
+// remove RELEASE_DIR: the one release a deploy tool's rollback cleanup
+// deletes (Capistrano's deploy:cleanup_rollback), which prune keeps as the
+// rollback target. It waits up to --wait for the release's requests and
+// masters to finish instead of deleting files from under them, and never
+// deletes the release the symlink names.
+int remove_release(const StatusClient& client, const Options& o) {
+    Document doc = client.get();
+    const std::string link = release_link_of(doc);
+    ReleaseLayout layout = check_release_layout(link);
+    const std::string& given = o.operands[0];
+    std::optional<std::string> resolved = release_directory(given);
+    if (!resolved || parent_directory(*resolved) != layout.releases_dir) {
+        throw Failure("'" + given + "' is not a directory in " + layout.releases_dir + "; nothing was deleted");
+    }
+    const std::string target = *resolved;
+    const std::string name = target.substr(layout.releases_dir.size() + 1);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.wait_seconds);
+    ReleaseUses uses = uses_of(doc, link);
+    for (;;) {
+        std::vector<std::string> why = reasons_not_removable(uses, target);
+        if (why.empty()) break;
+        if (uses.current == target) throw Failure(link + " names " + target + ": it was not deleted");
+        if (std::chrono::steady_clock::now() >= deadline) {
+            throw Failure("kept " + target + ": " + joined(why, "; ") +
+                          (o.wait_seconds > 0 ? " after " + seconds_text(o.wait_seconds) + "s" : ""));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        uses = uses_of(client.get(), link);
+    }
+    const std::string previous_link = link + ".previous";
+    change_as_layout_owner(layout, [&] {
+        std::string error;
+        if (!remove_tree(layout.releases_dir, name, &error)) throw Failure(error);
+        // The CLI's own rollback record, naming nothing now, goes with it.
+        if (uses.previous_link == target && is_symlink(previous_link) && !release_directory(previous_link)) {
+            ::unlink(previous_link.c_str());
+        }
+    });
+    std::cout << "deleted " << target << "\n";
+    return 0;
+}
+
 int rollback(const StatusClient& client, const Options& o) {
     Document doc = client.get();
     if (!doc.contains("release_link") || !doc["release_link"].is_string()) {
@@ -506,6 +561,7 @@ int run(const Options& o) {
     if (o.command == "deploy") return deploy(client, o, o.operands[0]);
     if (o.command == "releases") return releases(client);
     if (o.command == "prune") return prune(client, o);
+    if (o.command == "remove") return remove_release(client, o);
     return rollback(client, o);
 }
 

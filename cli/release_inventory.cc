@@ -44,11 +44,10 @@ ReleaseUses uses_of(const Document& doc, const std::string& link) {
     return uses;
 }
 
-std::vector<std::string> reasons_in_use(const ReleaseUses& uses, const std::string& release) {
-    std::vector<std::string> why;
-    if (uses.current == release) why.push_back("the release symlink names it");
-    if (uses.previous_link == release) why.push_back("<symlink>.previous names it");
-    if (uses.previous == release) why.push_back("it is the release before the last flip (rollback target)");
+namespace {
+// What reads or may read the release's files: a deploy's preparation, a
+// master, a request.
+void append_live_uses(const ReleaseUses& uses, const std::string& release, std::vector<std::string>& why) {
     if (uses.prepared == release) why.push_back("a deploy is preparing it");
     auto masters = uses.masters.find(release);
     if (masters != uses.masters.end() && !masters->second.empty()) {
@@ -59,6 +58,23 @@ std::vector<std::string> reasons_in_use(const ReleaseUses& uses, const std::stri
         why.push_back(std::to_string(flying->second) + " request" + (flying->second == 1 ? "" : "s") +
                       " in flight");
     }
+}
+constexpr const char* kLinkNamesIt = "the release symlink names it";
+}  // namespace
+
+std::vector<std::string> reasons_in_use(const ReleaseUses& uses, const std::string& release) {
+    std::vector<std::string> why;
+    if (uses.current == release) why.push_back(kLinkNamesIt);
+    if (uses.previous_link == release) why.push_back("<symlink>.previous names it");
+    if (uses.previous == release) why.push_back("it is the release before the last flip (rollback target)");
+    append_live_uses(uses, release, why);
+    return why;
+}
+
+std::vector<std::string> reasons_not_removable(const ReleaseUses& uses, const std::string& release) {
+    std::vector<std::string> why;
+    if (uses.current == release) why.push_back(kLinkNamesIt);
+    append_live_uses(uses, release, why);
     return why;
 }
 

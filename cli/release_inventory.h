@@ -36,6 +36,12 @@ ReleaseUses uses_of(const Document& doc, const std::string& link);
 // Why `release` is in use ("the symlink names it", "2 requests in flight",
 // ...); empty when nothing uses it.
 std::vector<std::string> reasons_in_use(const ReleaseUses& uses, const std::string& release);
+// Why `release` cannot be deleted now even when asked for by name
+// (`remove`): the symlink names it, a deploy prepares it, a master serves
+// it or a request runs on it. Unlike reasons_in_use, a rollback record
+// (the module's previous release, <symlink>.previous) is none of them:
+// deleting the release rolled back from is what a deploy tool asks for.
+std::vector<std::string> reasons_not_removable(const ReleaseUses& uses, const std::string& release);
 
 struct PrunePlan {
     std::vector<ReleaseDirectory> kept;     // the `keep` newest

@@ -17,4 +17,5 @@ if [ "${1:-}" = "--soak" ]; then
         tests/integration/test_999_soak.py "$@"
 fi
 cd build
-ctest --output-on-failure --timeout 1500 "$@"
+# unit, unit_tsan and fuzz two at a time; integration (RUN_SERIAL) alone.
+ctest --output-on-failure --timeout 1500 -j2 "$@"

@@ -8,7 +8,8 @@ PACKAGES=(apache2 apache2-dev libcap-dev libcap2-bin libcurl4-openssl-dev nlohma
           php-fpm libfcgi-bin wrk curl prometheus
           cmake g++ make python3 python3-pytest clang libclang-rt-14-dev
           debhelper dpkg-dev fakeroot lintian debootstrap iproute2
-          chromium chromium-driver)
+          chromium chromium-driver
+          capistrano git ansible haproxy)
 # The real application tests deploy Adminer and phpMyAdmin from Debian's
 # packages. Installed second, once php-fpm is in place, so that apt satisfies
 # their "php" dependencies with php-fpm and not with libapache2-mod-php (which

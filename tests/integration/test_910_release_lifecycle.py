@@ -77,19 +77,28 @@ def test_prune_refuses_a_release_a_slow_request_still_runs_on(httpd):
     assert f"kept {rel['r1']}: 1 request in flight" in r.stdout, r.stdout
     assert f"kept {rel['r2']}: it is the release before the last flip" in r.stdout, r.stdout
     assert os.path.isdir(rel["r1"]) and os.path.isdir(rel["r2"])
+    # remove: a release named by the operator (a deploy tool's rollback
+    # cleanup). The rollback target r2 is no reason to keep it, its
+    # request is; the current release never goes, nor a directory elsewhere.
+    r = cli(httpd, "remove", rel["r1"])
+    assert r.returncode == 1 and f"kept {rel['r1']}: 1 request in flight" in r.stderr, r.stdout + r.stderr
+    r = cli(httpd, "remove", rel["r3"], "--wait", "1s")
+    assert r.returncode == 1 and "names " + rel["r3"] + ": it was not deleted" in r.stderr, r.stdout + r.stderr
+    r = cli(httpd, "remove", os.path.join(httpd.root, "htdocs"))
+    assert r.returncode == 1 and "is not a directory in " + os.path.join(app, "releases") in r.stderr, r.stderr
+    r = cli(httpd, "remove", rel["r2"])
+    assert (r.returncode, r.stdout.strip()) == (0, f"deleted {rel['r2']}"), r.stdout + r.stderr
+    assert not os.path.exists(rel["r2"]) and os.path.isdir(os.path.join(httpd.root, "htdocs"))
+    assert release_figures(httpd, rel["r1"])["in_flight"] == 1
+    r = cli(httpd, "remove", rel["r1"], "--wait", "20s")  # returns once the slow request answered
+    assert (r.returncode, r.stdout.strip()) == (0, f"deleted {rel['r1']}"), r.stdout + r.stderr
 
-    thread.join(20)
+    thread.join(5)
+    assert not thread.is_alive(), "remove --wait deleted r1 before its request answered"
     response = result["response"]
     assert response.status == 200 and "ms=6000" in response.text, response.text
-    harness.wait_for(lambda: release_figures(httpd, rel["r1"])["in_flight"] == 0, 5,
-                     what="nothing in flight on r1")
     assert release_figures(httpd, rel["r1"])["requests"] >= 1
-
-    r = cli(httpd, "prune", "--keep", "2")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.strip() == f"deleted {rel['r1']}", r.stdout
-    assert not os.path.exists(rel["r1"])
-    assert os.path.isdir(rel["r2"]) and os.path.isdir(rel["r3"])
+    assert not os.path.exists(rel["r1"]) and os.path.isdir(rel["r3"])
     assert httpd.get("/version.php").text.startswith("release=r3 inc=r3 ")
     r = cli(httpd, "prune")
     assert r.returncode == 2 and "--keep" in r.stderr
@@ -170,12 +179,12 @@ def test_watched_deploy_rolls_a_failing_release_back_under_load(httpd):
                for rec in result.records if rec["path"] == "/version.php")
 
 
-def test_a_forged_status_document_cannot_aim_prune_or_deploy_elsewhere(httpd):
+def test_a_forged_status_document_cannot_aim_prune_remove_or_deploy_elsewhere(httpd):
     """Attack: the status document comes from an httpd child, and any PHP
     page can pretend to be the handler. One names, as its release symlink, a
     link into a directory that is no release layout (here: a victim's files
-    and a symlink to them); prune and deploy, run as root, refuse it and
-    change nothing."""
+    and a symlink to them); prune, remove and deploy, run as root, refuse it
+    and change nothing."""
     import json
     app, rel = realpath_app(httpd, ["r1", "r2"])
     victim = os.path.join(httpd.root, "victim")
@@ -188,7 +197,8 @@ def test_a_forged_status_document_cannot_aim_prune_or_deploy_elsewhere(httpd):
     with open(os.path.join(rel["r1"], "public", "forged.php"), "w") as f:
         f.write("<?php header('Content-Type: application/json'); echo " + repr(json.dumps(forged)) + ";\n")
     url = httpd.url("/forged.php")
-    for args in (["prune", "--keep", "1"], ["releases"], ["deploy", os.path.join(victim, "data", "b")]):
+    for args in (["prune", "--keep", "1"], ["releases"], ["deploy", os.path.join(victim, "data", "b")],
+                 ["remove", os.path.join(victim, "data", "c")]):
         r = cli(httpd, *args, url=url)
         assert r.returncode == 1, (args, r.stdout, r.stderr)
         assert "will not change files for" in r.stderr or "is not a directory" in r.stderr, (args, r.stderr)

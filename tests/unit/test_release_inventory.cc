@@ -82,6 +82,12 @@ TEST_CASE("prune keeps the newest and refuses what is in use", "[cli][releases]"
     CHECK(reasons_in_use(uses, app.path("r2")) == std::vector<std::string>{"<symlink>.previous names it"});
     CHECK(reasons_in_use(uses, app.path("r1")).size() == 2);
     CHECK(plan_prune(releases_beside(uses.current), 10, uses).removable.empty());
+    // Named for removal (`remove`, a deploy tool's rollback cleanup): a
+    // rollback record is no reason to keep it, a request or the link is.
+    CHECK(reasons_not_removable(uses, app.path("r2")).empty());
+    CHECK(reasons_not_removable(uses, app.path("r1")) == std::vector<std::string>{"2 requests in flight"});
+    CHECK(reasons_not_removable(uses, app.path("r10")) == std::vector<std::string>{"the release symlink names it"});
+    CHECK(reasons_not_removable(uses, app.path("r9")) == std::vector<std::string>{"masters of a serve it"});
 }
 
 TEST_CASE("a release tree is removed without following symlinks out of it", "[cli][releases]") {
