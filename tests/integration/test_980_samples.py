@@ -52,6 +52,9 @@ def test_sample_configuration_serves_and_deploys(httpd, sample):
     harness.wait_for(lambda: all_ready(httpd), 20, what="sample replicas ready")
     assert "release=r1 inc=r1" in httpd.get("/version.php").text
     assert httpd.get("/static.txt").text == "static release=r1\n"
+    # The probe lane a load balancer checks (a ping of a status socket).
+    probe = httpd.get("/healthz.php")
+    assert probe.status == 200 and probe.text.startswith("ok "), (probe.status, probe.text)
     flip(app, "releases/r2")
     harness.wait_for(lambda: "release=r2 inc=r2" in httpd.get("/version.php").text, 30,
                      what="the new release served")
