@@ -13,7 +13,7 @@
 //   fpm-replica [--url URL] [--host NAME] [--timeout SECONDS] remove RELEASE_DIR
 //               [--wait DURATION]
 //
-// Exit codes: 0 done, 1 failed (what was left as it was is said), 2 usage.
+// Exit codes: 0 done, 1 failed (what was left as it was is said), 2 usage, 3 prune/remove kept a release in use.
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -27,7 +27,11 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "config_parse.h"
 #include "deploy_watch.h"
@@ -70,7 +74,7 @@ constexpr const char* kHelp =
     "  --timeout SECONDS    seconds to wait for the server and for a restart (default 60)\n\n"
     "environment:\n"
     "  FPM_REPLICA_URL, FPM_REPLICA_HOST   defaults of --url and --host\n\n"
-    "Exit codes: 0 done, 1 failed (what was left as it was is said), 2 usage.\n";
+    "Exit codes: 0 done, 1 failed (what was left as it was is said), 2 usage, 3 prune/remove kept a release in use.\n";
 
 struct Options {
     std::string url = kDefaultUrl;
@@ -88,6 +92,14 @@ struct Options {
 struct UsageError {
     std::string what;
 };
+
+// prune and remove: a release was kept because something still uses it
+// (exit 3), which a deploy tool treats as a warning, unlike a failure (1).
+class KeptInUse : public Failure {
+public:
+    using Failure::Failure;
+};
+constexpr int kExitKeptInUse = 3;
 
 // "60" for 60.0, "2.5" for 2.5: what Python's {:g} printed.
 std::string seconds_text(double s) {
@@ -349,7 +361,7 @@ int deploy(const StatusClient& client, const Options& o, const std::string& rele
     // 2. The flip: remember where we came from, then one rename. A watch
     // counts the release's answers from here.
     AnswerCounts before = answers_of(client.get(), target);
-    change_as_layout_owner(layout, [&] { flip_release_symlink(link, target); });
+    change_as_layout_owner(layout, [&] { flip_release_symlink(layout.link_path, target); });
     // 3. Every replica on the new release (namespace mode) / the vhost on it.
     wait_for(link + " now names " + target + ", but not every replica serves it yet after " +
                  seconds_text(o.timeout) + "s",
@@ -474,8 +486,8 @@ int prune(const StatusClient& client, const Options& o) {
     }
     for (const auto& [r, why] : refused) std::cout << "kept " << r.path << ": " << why << "\n";
     if (!refused.empty()) {
-        throw Failure(std::to_string(refused.size()) + " release" + (refused.size() == 1 ? "" : "s") +
-                      " beyond the " + std::to_string(*o.keep) + " newest kept (in use or not deletable)");
+        throw KeptInUse(std::to_string(refused.size()) + " release" + (refused.size() == 1 ? "" : "s") +
+                        " beyond the " + std::to_string(*o.keep) + " newest kept (in use or not deletable)");
     }
     return 0;
 }
@@ -489,9 +501,11 @@ int remove_release(const StatusClient& client, const Options& o) {
     Document doc = client.get();
     const std::string link = release_link_of(doc);
     ReleaseLayout layout = check_release_layout(link);
-    const std::string& given = o.operands[0];
+    std::string given = o.operands[0];
+    while (given.size() > 1 && given.back() == '/') given.pop_back();
     std::optional<std::string> resolved = release_directory(given);
-    if (!resolved || parent_directory(*resolved) != layout.releases_dir) {
+    // A link to a release is not that release: name the directory itself.
+    if (!resolved || parent_directory(*resolved) != layout.releases_dir || is_symlink(given)) {
         throw Failure("'" + given + "' is not a directory in " + layout.releases_dir + "; nothing was deleted");
     }
     const std::string target = *resolved;
@@ -503,16 +517,30 @@ int remove_release(const StatusClient& client, const Options& o) {
         if (why.empty()) break;
         if (uses.current == target) throw Failure(link + " names " + target + ": it was not deleted");
         if (std::chrono::steady_clock::now() >= deadline) {
-            throw Failure("kept " + target + ": " + joined(why, "; ") +
-                          (o.wait_seconds > 0 ? " after " + seconds_text(o.wait_seconds) + "s" : ""));
+            throw KeptInUse("kept " + target + ": " + joined(why, "; ") +
+                            (o.wait_seconds > 0 ? " after " + seconds_text(o.wait_seconds) + "s" : ""));
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(250));
         uses = uses_of(client.get(), link);
     }
-    const std::string previous_link = link + ".previous";
+    const std::string previous_link = layout.link_path + ".previous";
+    // Out of the way first, in one rename: a deletion that stops half way
+    // leaves no gutted tree under the release's name for a rollback to
+    // flip to, only a leftover a later prune or remove deletes.
+    const std::string doomed = "." + name + ".removing-" + std::to_string(::getpid());
     change_as_layout_owner(layout, [&] {
+        if (release_directory(layout.link_path) == target) {
+            throw Failure(link + " was flipped to " + target + " meanwhile: it was not deleted");
+        }
+        if (::renameat(AT_FDCWD, target.c_str(), AT_FDCWD, (layout.releases_dir + "/" + doomed).c_str()) != 0) {
+            throw Failure("cannot move " + target + " out of the way: " + std::strerror(errno) +
+                          "; nothing was deleted");
+        }
         std::string error;
-        if (!remove_tree(layout.releases_dir, name, &error)) throw Failure(error);
+        if (!remove_tree(layout.releases_dir, doomed, &error)) {
+            throw Failure(target + " was partly deleted (what is left is " + layout.releases_dir + "/" + doomed +
+                          "): " + error);
+        }
         // The CLI's own rollback record, naming nothing now, goes with it.
         if (uses.previous_link == target && is_symlink(previous_link) && !release_directory(previous_link)) {
             ::unlink(previous_link.c_str());
@@ -581,6 +609,9 @@ int main(int argc, char** argv) {
     int rc = 1;
     try {
         rc = run(options);
+    } catch (const KeptInUse& e) {
+        std::cerr << "fpm-replica: " << e.what() << "\n";
+        rc = kExitKeptInUse;
     } catch (const Failure& e) {
         std::cerr << "fpm-replica: " << e.what() << "\n";
     } catch (const std::exception& e) {

@@ -37,7 +37,8 @@ ReleaseLayout check_release_layout(const std::string& link) {
     }
     layout.app_dir = real_path(parent_directory(link));
     layout.releases_dir = layout.app_dir + "/releases";
-    layout.current = real_path(link);
+    layout.link_path = layout.app_dir + link.substr(link.find_last_of('/'));
+    layout.current = real_path(layout.link_path);
     struct stat app, releases;
     if (layout.app_dir.empty() || ::lstat(layout.app_dir.c_str(), &app) != 0 ||
         ::lstat(layout.releases_dir.c_str(), &releases) != 0 || !S_ISDIR(releases.st_mode)) {

@@ -17,6 +17,8 @@ namespace fpmr::cli {
 // and Deployer's layout, and the docs'.
 struct ReleaseLayout {
     std::string link;          // as given: <app>/current
+    std::string link_path;     // app_dir + "/current": where changes are made, so that a
+                               // symlink on the way to the link given cannot move them
     std::string app_dir;       // real path of the link's directory
     std::string releases_dir;  // app_dir + "/releases", a directory (not a symlink)
     std::string current;       // real path of the release the link names

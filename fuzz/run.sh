@@ -4,7 +4,7 @@
 # Fails when any target finds a crash, a hang, a sanitizer report or a
 # violated property; prints one line per target with its executions.
 #
-#   bash fuzz/run.sh                    # what ctest's "fuzz" test runs: 20 s each
+#   bash fuzz/run.sh                    # 20 s each (ctest's "fuzz" test: --seconds 6)
 #   bash fuzz/run.sh --seconds 600      # a longer run
 #   bash fuzz/run.sh --seconds 60 form_body helper_rules
 #

@@ -17,5 +17,4 @@ if [ "${1:-}" = "--soak" ]; then
         tests/integration/test_999_soak.py "$@"
 fi
 cd build
-# unit, unit_tsan and fuzz two at a time; integration (RUN_SERIAL) alone.
-ctest --output-on-failure --timeout 1500 -j2 "$@"
+ctest --output-on-failure --timeout 1500 "$@"

@@ -12,13 +12,15 @@
 #
 # (or copy it into lib/capistrano/tasks/). Settings, with their defaults:
 #
-#   set :fpm_replica_cli, "fpm-replica"      # the CLI on the web hosts
+#   set :fpm_replica_cli, "fpm-replica"      # the CLI on the web hosts ("sudo -u deploy fpm-replica")
 #   set :fpm_replica_options, []             # e.g. ["--host", "app.example.org"]
 #   set :fpm_replica_watch, nil              # e.g. "2m": deploy --watch, flip back on 5xx
 #   set :fpm_replica_remove_wait, "120s"     # longer than FpmReplicaDrainTimeout
 #
 # Every host that receives releases (Capistrano's release_roles) must run
-# the module; mark the others `no_release: true`.
+# the module; mark the others `no_release: true`. prune orders every
+# directory in releases/ by name (Capistrano's cleanup only 14-digit ones):
+# keep nothing else there.
 
 require "shellwords"
 
@@ -31,9 +33,27 @@ namespace :load do
   end
 end
 
-# The CLI's command line: SSHKit joins arguments with spaces, unquoted.
+# The CLI's command line, each word quoted: SSHKit joins arguments with
+# spaces as they are. A setting given as one string is split as a shell would.
 def fpm_replica_command(*args)
-  [fetch(:fpm_replica_cli), *fetch(:fpm_replica_options), *args].map { |a| a.to_s.shellescape }
+  words = ->(v) { v.is_a?(String) ? v.shellsplit : Array(v) }
+  [*words.(fetch(:fpm_replica_cli)), *words.(fetch(:fpm_replica_options)), *args].map { |a| a.to_s.shellescape }
+end
+
+# prune and remove exit 3 when they kept a release still in use, 1 when
+# they failed (no status handler, a refused layout), 2 on a usage error.
+FPM_REPLICA_KEPT_IN_USE = 3
+
+# Runs prune or remove: true when done, false when it kept a release in
+# use; raises on any other failure. What it deleted and kept (and why) is
+# logged at info level; the exit status comes on the last line.
+def fpm_replica_delete(*args)
+  lines = capture("#{fpm_replica_command(*args).join(" ")} 2>&1; echo \"fpm-replica exit $?\"").lines.map(&:chomp)
+  status = (lines.pop.to_s[/\d+\z/] || "1").to_i
+  lines.each { |line| info line }
+  return true if status.zero?
+  return false if status == FPM_REPLICA_KEPT_IN_USE
+  raise "fpm-replica #{args.first} failed (exit #{status}): #{lines.last}"
 end
 
 namespace :fpm_replica do
@@ -43,7 +63,9 @@ namespace :fpm_replica do
       # The first deploy has no current yet: Capistrano's own step makes it.
       if test("[ -L #{current_path} ]")
         args = ["deploy", release_path]
-        args += ["--watch", fetch(:fpm_replica_watch)] if fetch(:fpm_replica_watch)
+        # Watched on a deploy only: a rollback's watch could flip back to
+        # the very release being rolled back from.
+        args += ["--watch", fetch(:fpm_replica_watch)] if fetch(:fpm_replica_watch) && fetch(:deploying, false)
         execute(*fpm_replica_command(*args))
       end
     end
@@ -54,20 +76,25 @@ end
 # same release again, which changes nothing for the module.
 before "deploy:symlink:release", "fpm_replica:deploy"
 
-Rake::Task["deploy:cleanup"].clear_actions
-Rake::Task["deploy:cleanup_rollback"].clear_actions
+# Capistrano's own deletions go; hooks that other plugins added to these
+# tasks (Capistrano's `after` adds actions too) stay.
+%w[deploy:cleanup deploy:cleanup_rollback].each do |name|
+  Rake::Task[name].actions.reject! do |action|
+    action.source_location&.first.to_s.end_with?("capistrano/tasks/deploy.rake")
+  end
+end
 
 namespace :deploy do
   # keep_releases through prune: a release still in use (a request in
-  # flight, a draining master, the rollback target) is kept and deleted by
-  # a later deploy's cleanup. Exit 1 means "kept some": a warning.
+  # flight, a draining master, the rollback target) is kept, with a
+  # warning, and deleted by a later deploy's cleanup.
   task :cleanup do
     on release_roles(:all) do |host|
-      kept_some = !execute(*fpm_replica_command("prune", "--keep", fetch(:keep_releases)),
-                           raise_on_non_zero_exit: false)
-      if kept_some
-        warn "#{host}: fpm-replica prune left releases beyond keep_releases (in use, or no answer " \
-             "from the status handler: see its output); a later deploy's cleanup deletes them"
+      # As Capistrano's: nothing to do within keep_releases (the first
+      # deploys, before the site may even be configured).
+      next if capture(:ls, "-x", releases_path).split.size <= fetch(:keep_releases).to_i
+      unless fpm_replica_delete("prune", "--keep", fetch(:keep_releases))
+        warn "#{host}: fpm-replica prune kept releases still in use; a later deploy's cleanup deletes them"
       end
     end
   end
@@ -77,12 +104,15 @@ namespace :deploy do
   # (up to fpm_replica_remove_wait). It must go: Capistrano's next rollback
   # picks the second newest release directory.
   task :cleanup_rollback do
-    on release_roles(:all) do
+    on release_roles(:all) do |host|
       last_release = capture(:ls, "-xt", releases_path).split.first
       last_release_path = releases_path.join(last_release)
       if test "[ `readlink #{current_path}` != #{last_release_path} ]"
         execute :tar, "-czf", deploy_path.join("rolled-back-release-#{last_release}.tar.gz"), last_release_path
-        execute(*fpm_replica_command("remove", last_release_path, "--wait", fetch(:fpm_replica_remove_wait)))
+        unless fpm_replica_delete("remove", last_release_path, "--wait", fetch(:fpm_replica_remove_wait))
+          raise "#{host}: #{last_release_path} is still in use after #{fetch(:fpm_replica_remove_wait)}; " \
+                "the rollback is done, run deploy:cleanup_rollback again to delete it"
+        end
       else
         debug "Last release is the current release, skip cleanup_rollback."
       end

@@ -19,12 +19,18 @@
 //   set('fpm_replica_cli', 'fpm-replica');   // the CLI on the web hosts
 //   set('fpm_replica_options', '');          // e.g. '--host app.example.org'
 //   set('fpm_replica_watch', '');            // e.g. '2m': deploy --watch, flip back on 5xx
+//   set('fpm_replica_timeout', 900);         // seconds the deploy may take, its watch included
+//                                            // (Deployer's own default_timeout is 300)
+//
+// prune orders every directory in releases/ by name: keep release_name
+// the default (numbers in deploy order) and nothing else in releases/.
 
 namespace Deployer;
 
 set('fpm_replica_cli', 'fpm-replica');
 set('fpm_replica_options', '');
 set('fpm_replica_watch', '');
+set('fpm_replica_timeout', 900);
 
 set('fpm_replica', function () {
     return '{{fpm_replica_cli}} {{fpm_replica_options}}';
@@ -38,8 +44,7 @@ task('deploy:symlink', function () {
         return;
     }
     $watch = get('fpm_replica_watch') !== '' ? ' --watch {{fpm_replica_watch}}' : '';
-    // {{release_path}} is the `release` link; the CLI deploys the directory it names.
-    run('{{fpm_replica}} deploy {{release_path}}' . $watch);
+    run('{{fpm_replica}} deploy {{release_path}}' . $watch, timeout: get('fpm_replica_timeout'));
     run('rm {{deploy_path}}/release');
 });
 
@@ -50,10 +55,13 @@ task('deploy:cleanup', function () {
     if ($keep <= 0) {
         return;
     }
-    // Exit 1: a release still in use was kept; a later deploy deletes it.
-    $kept = run('{{fpm_replica}} prune --keep ' . $keep . ' || echo FPM_REPLICA_KEPT');
-    if (str_contains($kept, 'FPM_REPLICA_KEPT')) {
+    // Exit 3: a release still in use was kept, a later deploy deletes it;
+    // any other failure fails the task.
+    $status = trim(run('{{fpm_replica}} prune --keep ' . (int) $keep . ' >&2; echo $?'));
+    if ($status === '3') {
         warning('fpm-replica prune kept releases still in use; a later deploy deletes them');
+    } elseif ($status !== '0') {
+        throw error("fpm-replica prune failed (exit $status); see its output");
     }
 });
 
@@ -62,12 +70,13 @@ task('rollback', function () {
     cd('{{deploy_path}}');
     $currentRelease = basename(run('readlink {{current_path}}'));
     $candidate = get('rollback_candidate');
-    if (!test("[ -d releases/$candidate ]")) {
+    if (!test('[ -d releases/' . escapeshellarg($candidate) . ' ]')) {
         throw error(sprintf('Release "%s" not found.', $candidate));
     }
-    run("{{fpm_replica}} deploy {{deploy_path}}/releases/$candidate");
+    run('{{fpm_replica}} deploy {{deploy_path}}/releases/' . escapeshellarg($candidate),
+        timeout: get('fpm_replica_timeout'));
     // As Deployer's own rollback: the release is kept, marked, and skipped
     // by the next rollback; prune deletes it once it is old and unused.
-    run("touch releases/$currentRelease/BAD_RELEASE");
+    run('touch releases/' . escapeshellarg($currentRelease) . '/BAD_RELEASE');
     writeln("<info>rollback</info> to release <fg=green>$candidate</fg=green> was <success>successful</success>");
 });

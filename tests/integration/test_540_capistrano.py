@@ -162,7 +162,7 @@ def test_capistrano_deploys_cleanups_and_rollback_under_load(httpd, project, mod
     app = project.app
     # The first deploy makes the layout (no current yet: the plugin's
     # fpm-replica step leaves it to Capistrano's own symlink step; its
-    # cleanup finds no status handler yet and says so).
+    # cleanup has nothing to delete yet).
     project.commit("v1")
     first = project.cap("deploy")
     assert first.returncode == 0, first.stdout + first.stderr

@@ -73,7 +73,7 @@ def test_prune_refuses_a_release_a_slow_request_still_runs_on(httpd):
     assert rows["r1"][1] == "1", r.stdout  # the slow request
 
     r = cli(httpd, "prune", "--keep", "1")
-    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.returncode == 3, r.stdout + r.stderr  # kept releases in use
     assert f"kept {rel['r1']}: 1 request in flight" in r.stdout, r.stdout
     assert f"kept {rel['r2']}: it is the release before the last flip" in r.stdout, r.stdout
     assert os.path.isdir(rel["r1"]) and os.path.isdir(rel["r2"])
@@ -81,9 +81,12 @@ def test_prune_refuses_a_release_a_slow_request_still_runs_on(httpd):
     # cleanup). The rollback target r2 is no reason to keep it, its
     # request is; the current release never goes, nor a directory elsewhere.
     r = cli(httpd, "remove", rel["r1"])
-    assert r.returncode == 1 and f"kept {rel['r1']}: 1 request in flight" in r.stderr, r.stdout + r.stderr
+    assert r.returncode == 3 and f"kept {rel['r1']}: 1 request in flight" in r.stderr, r.stdout + r.stderr
     r = cli(httpd, "remove", rel["r3"], "--wait", "1s")
     assert r.returncode == 1 and "names " + rel["r3"] + ": it was not deleted" in r.stderr, r.stdout + r.stderr
+    os.symlink("r1", os.path.join(app, "releases", "link-to-r1"))  # a link is not the release
+    r = cli(httpd, "remove", os.path.join(app, "releases", "link-to-r1"))
+    assert r.returncode == 1 and "is not a directory in" in r.stderr, r.stdout + r.stderr
     r = cli(httpd, "remove", os.path.join(httpd.root, "htdocs"))
     assert r.returncode == 1 and "is not a directory in " + os.path.join(app, "releases") in r.stderr, r.stderr
     r = cli(httpd, "remove", rel["r2"])
@@ -124,7 +127,7 @@ def test_prune_waits_for_a_draining_master_in_namespace_mode(httpd, setup):  # n
     uses = release_figures(httpd, setup["r1"])
     assert uses["replicas"] and uses["in_flight"] == 1, uses  # the master still serving the slow request
     r = cli(httpd, "prune", "--keep", "1")
-    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.returncode == 3, r.stdout + r.stderr
     assert re.search(rf"kept {re.escape(setup['r1'])}: masters of [\w,]+ serve it; 1 request in flight", r.stdout), r.stdout
     assert os.path.isdir(setup["r1"])
     thread.join(25)

@@ -120,6 +120,13 @@ TEST_CASE("files change only in a checked release layout", "[cli][releases]") {
     ReleaseLayout layout = check_release_layout((app.root / "current").string());
     CHECK(layout.current == app.path("r10"));
     CHECK(layout.releases_dir == fs::canonical(app.root / "releases").string());
+    // Reached through a symlinked directory (which its owner could swap
+    // after the check), the link is changed where the check found it.
+    fs::create_directory_symlink(app.root, app.root.parent_path() / (app.root.filename().string() + "-via"));
+    ReleaseLayout via = check_release_layout(
+        (app.root.parent_path() / (app.root.filename().string() + "-via") / "current").string());
+    CHECK(via.link_path == fs::canonical(app.root).string() + "/current");
+    fs::remove(app.root.parent_path() / (app.root.filename().string() + "-via"));
     auto refused = [](const fs::path& link) {
         try {
             check_release_layout(link.string());
