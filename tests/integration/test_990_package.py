@@ -432,8 +432,12 @@ def test_operations_guide_runs_as_written_in_a_clean_root(package, overlay):
         assert site() == f"release={RELEASES[1]}\n"
         before = {r["name"]: r["pid"] for r in replicas_ready()["replicas"]}
         sh(blocks["restarts"])
-        after = harness.wait_for(replicas_ready, 30, what="replicas ready after the restarts")
-        assert all(r["pid"] != before[r["name"]] for r in after["replicas"]), (before, after)
+        # The reload's rolling restart goes on after the block returns
+        # (only `restart a` waits): wait for both replacements.
+        def replaced():
+            doc = replicas_ready()
+            return doc if doc and all(r["pid"] != before[r["name"]] for r in doc["replicas"]) else None
+        after = harness.wait_for(replaced, 60, what="both replicas replaced after the restarts")
         assert all(r["admin"] == "active" for r in after["replicas"])
 
         sh(blocks["without-systemd"])
