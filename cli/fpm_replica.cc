@@ -432,7 +432,7 @@ int releases(const StatusClient& client) {
     Document doc = client.get();
     const std::string link = release_link_of(doc);
     ReleaseLayout layout = check_release_layout(link);
-    ReleaseUses uses = uses_of(doc, link);
+    ReleaseUses uses = uses_of(doc, layout.link_path);
     std::cout << "releases in " << layout.releases_dir << ", newest first\n";
     std::vector<std::vector<std::string>> rows = {{"NAME", "IN_FLIGHT", "MASTERS", "USED_AS"}};
     for (const ReleaseDirectory& r : releases_beside(layout.current)) {
@@ -458,13 +458,13 @@ int prune(const StatusClient& client, const Options& o) {
     // The layout on disk decides what may be deleted, not the document
     // (uses_of, too, reads the link's release from the disk).
     ReleaseLayout layout = check_release_layout(link);
-    ReleaseUses uses = uses_of(doc, link);
+    ReleaseUses uses = uses_of(doc, layout.link_path);
     PrunePlan plan = plan_prune(releases_beside(layout.current), *o.keep, uses);
     auto refused = plan.refused;
     for (const ReleaseDirectory& r : plan.removable) {
         // What is in use is read again just before each deletion: a request
         // may have been pinned, or a flip made, since the plan.
-        ReleaseUses now = uses_of(client.get(), link);
+        ReleaseUses now = uses_of(client.get(), layout.link_path);
         if (now.current != layout.current) {
             throw Failure(link + " was flipped during the prune; the releases not yet deleted were left");
         }
@@ -511,7 +511,7 @@ int remove_release(const StatusClient& client, const Options& o) {
     const std::string target = *resolved;
     const std::string name = target.substr(layout.releases_dir.size() + 1);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.wait_seconds);
-    ReleaseUses uses = uses_of(doc, link);
+    ReleaseUses uses = uses_of(doc, layout.link_path);
     for (;;) {
         std::vector<std::string> why = reasons_not_removable(uses, target);
         if (why.empty()) break;
@@ -521,7 +521,7 @@ int remove_release(const StatusClient& client, const Options& o) {
                             (o.wait_seconds > 0 ? " after " + seconds_text(o.wait_seconds) + "s" : ""));
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(250));
-        uses = uses_of(client.get(), link);
+        uses = uses_of(client.get(), layout.link_path);
     }
     const std::string previous_link = layout.link_path + ".previous";
     // Out of the way first, in one rename: a deletion that stops half way
